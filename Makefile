@@ -1,0 +1,67 @@
+# Two commands set up a fresh machine: `make synth`, then `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CHECKOV_VENV := .venv-checkov
+CDK := npx --no-install cdk
+
+# Offline, quiet, no account needed.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
+export AWS_EC2_METADATA_DISABLED := true
+CDK_FLAGS := --no-notices --no-version-reporting
+
+.PHONY: synth test lint cfn-lint checkov pytest deploy destroy clean install
+
+# Installs are skipped when their inputs did not change (stamp files).
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(CHECKOV_VENV)/bin/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(BIN)/.installed node_modules/.installed
+
+synth: install
+	rm -rf cdk.out
+	PATH="$(abspath $(BIN)):$$PATH" $(CDK) synth --all --quiet $(CDK_FLAGS)
+	@ls cdk.out/*.template.json
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Rules ignored, with reasons, live in .cfnlintrc.yaml.
+cfn-lint: synth
+	$(BIN)/cfn-lint cdk.out/*.template.json
+
+# Skips, with reasons, live in .checkov.yaml.
+checkov: synth $(CHECKOV_VENV)/bin/.installed
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --directory cdk.out
+
+pytest: install
+	$(BIN)/pytest
+
+# pytest runs last so that its summary is the closing line of `make test`.
+test: lint synth cfn-lint checkov
+	$(MAKE) --no-print-directory pytest
+
+deploy: install
+	PATH="$(abspath $(BIN)):$$PATH" $(CDK) deploy --all --require-approval broadening $(CDK_FLAGS)
+
+destroy: install
+	PATH="$(abspath $(BIN)):$$PATH" $(CDK) destroy --all $(CDK_FLAGS)
+
+clean:
+	rm -rf cdk.out .pytest_cache .ruff_cache .coverage htmlcov

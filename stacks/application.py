@@ -1,0 +1,33 @@
+"""Wires the stacks of the grocery classifier together. Stacks only wire constructs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aws_cdk import App, Environment, Stack, Tags
+
+from stacks.config import Config
+from stacks.names import stack_name
+from stacks.storage_stack import StorageStack
+
+
+@dataclasses.dataclass
+class GroceryStacks:
+    storage: StorageStack
+
+    def all(self) -> list[Stack]:
+        return [value for value in vars(self).values() if isinstance(value, Stack)]
+
+
+def build(app: App, config: Config) -> GroceryStacks:
+    env = Environment(account=config.account or None, region=config.region or None)
+
+    def name(part: str) -> dict:
+        return {"stack_name": stack_name(config.prefix, part), "env": env}
+
+    storage = StorageStack(app, "Storage", config=config, **name("Storage"))
+
+    stacks = GroceryStacks(storage=storage)
+    for stack in stacks.all():
+        Tags.of(stack).add("project", config.prefix)
+    return stacks

@@ -1,0 +1,271 @@
+"""The one typed configuration object of the app.
+
+Defaults live here; `cdk.json` context and `-c key=value` override them. Values
+from `-c` arrive as strings, values from `cdk.json` as JSON types: both are
+parsed by the field's type. Every value is validated on load, and a bad one
+fails synth with a message that names the key, the value and what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from stacks.image_uri import supported_regions
+
+# The built-in image-classification algorithm trains on GPU instances only.
+GPU_TRAINING_FAMILIES = ("p2", "p3", "p3dn", "p4d", "p5", "g4dn", "g5", "g6")
+
+# Transfer-learning defaults for ~4,000 photos of 81 classes (see README).
+# num_classes and num_training_samples come from the dataset's manifest at run time.
+DEFAULT_HYPERPARAMETERS: dict[str, str] = {
+    "use_pretrained_model": "1",
+    "num_layers": "50",
+    "image_shape": "3,224,224",
+    "resize": "256",
+    "epochs": "30",
+    "learning_rate": "0.01",
+    "optimizer": "sgd",
+    "mini_batch_size": "32",
+    "augmentation_type": "crop_color_transform",
+    "early_stopping": "true",
+    "early_stopping_min_epochs": "8",
+    "early_stopping_patience": "4",
+    "early_stopping_tolerance": "0.0",
+    "lr_scheduler_step": "10,20",
+    "lr_scheduler_factor": "0.1",
+    "top_k": "5",
+    "checkpoint_frequency": "1",
+    "precision_dtype": "float32",
+}
+
+# Set by the training pipeline from the dataset's manifest, never by configuration.
+MANIFEST_HYPERPARAMETERS = ("num_classes", "num_training_samples")
+
+_PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
+_INSTANCE_PATTERN = re.compile(r"^ml\.([a-z0-9]+)\.([0-9]*x?large|medium|small)$")
+_EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the key and the fix."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Everything a deployment can change. See README, "Configuration keys"."""
+
+    prefix: str = "grocery"
+    # Region and account for an explicit environment; empty = environment-agnostic templates.
+    region: str = ""
+    account: str = ""
+    training_instance_type: str = "ml.p3.2xlarge"
+    training_max_runtime_seconds: int = 4 * 3600
+    use_spot_training: bool = True
+    spot_max_wait_seconds: int = 8 * 3600
+    hyperparameters: Mapping[str, str] = dataclasses.field(
+        default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS)
+    )
+    accuracy_threshold: float = 0.8
+    endpoint_instance_type: str = "ml.m4.xlarge"
+    endpoint_min_instances: int = 1
+    endpoint_max_instances: int = 2
+    endpoint_invocations_per_instance_target: int = 100
+    transform_instance_type: str = "ml.m4.xlarge"
+    batch_window_seconds: int = 300
+    batch_max_images: int = 500
+    alarm_email: str = ""
+    retain_data: bool = True
+
+    def __post_init__(self) -> None:
+        for check in _CHECKS:
+            check(self)
+
+
+def _fail(key: str, value: object, fix: str) -> ConfigError:
+    return ConfigError(f"config key '{key}' has invalid value {value!r}: {fix}")
+
+
+def _check_prefix(c: Config) -> None:
+    if not _PREFIX_PATTERN.match(c.prefix):
+        raise _fail(
+            "prefix",
+            c.prefix,
+            "use 2-20 characters: lowercase letters, digits and '-', starting with a letter",
+        )
+
+
+def _check_region(c: Config) -> None:
+    if c.region and c.region not in supported_regions():
+        raise _fail(
+            "region",
+            c.region,
+            "use a region where the image-classification algorithm exists, e.g. us-east-1, "
+            "or leave it empty for a region-agnostic template",
+        )
+    if c.account and not re.fullmatch(r"\d{12}", c.account):
+        raise _fail("account", c.account, "use a 12-digit AWS account id, or leave it empty")
+
+
+def _instance_family(key: str, value: str) -> str:
+    match = _INSTANCE_PATTERN.match(value)
+    if not match:
+        raise _fail(key, value, "use a SageMaker instance type such as ml.m4.xlarge")
+    return match.group(1)
+
+
+def _check_instances(c: Config) -> None:
+    family = _instance_family("training_instance_type", c.training_instance_type)
+    if family not in GPU_TRAINING_FAMILIES:
+        raise _fail(
+            "training_instance_type",
+            c.training_instance_type,
+            "the image-classification algorithm trains on GPU only; use one of the "
+            f"ml.{{{','.join(GPU_TRAINING_FAMILIES)}}}.* types, e.g. ml.p3.2xlarge or ml.g4dn.xlarge",
+        )
+    _instance_family("endpoint_instance_type", c.endpoint_instance_type)
+    _instance_family("transform_instance_type", c.transform_instance_type)
+
+
+def _check_positive(c: Config) -> None:
+    for key in (
+        "training_max_runtime_seconds",
+        "spot_max_wait_seconds",
+        "endpoint_min_instances",
+        "endpoint_max_instances",
+        "endpoint_invocations_per_instance_target",
+        "batch_max_images",
+    ):
+        value = getattr(c, key)
+        if value <= 0:
+            raise _fail(key, value, "use a positive whole number")
+    if c.use_spot_training and c.spot_max_wait_seconds < c.training_max_runtime_seconds:
+        raise _fail(
+            "spot_max_wait_seconds",
+            c.spot_max_wait_seconds,
+            f"must be at least training_max_runtime_seconds ({c.training_max_runtime_seconds})",
+        )
+    if c.endpoint_max_instances < c.endpoint_min_instances:
+        raise _fail(
+            "endpoint_max_instances",
+            c.endpoint_max_instances,
+            f"must be at least endpoint_min_instances ({c.endpoint_min_instances})",
+        )
+    if not 0 <= c.batch_window_seconds <= 300:
+        raise _fail(
+            "batch_window_seconds",
+            c.batch_window_seconds,
+            "use 0-300 (the SQS event source's maximum batching window)",
+        )
+    if not 1 <= c.batch_max_images <= 10000:
+        raise _fail("batch_max_images", c.batch_max_images, "use 1-10000 (the SQS batch limit)")
+
+
+def _check_threshold(c: Config) -> None:
+    if not 0.0 < c.accuracy_threshold <= 1.0:
+        raise _fail(
+            "accuracy_threshold", c.accuracy_threshold, "use a fraction in (0, 1], e.g. 0.8"
+        )
+
+
+def _check_hyperparameters(c: Config) -> None:
+    hp = c.hyperparameters
+    for key in MANIFEST_HYPERPARAMETERS:
+        if key in hp:
+            raise _fail(
+                f"hyperparameters.{key}",
+                hp[key],
+                "remove it: the training pipeline reads it from the dataset's manifest.json",
+            )
+    for key, value in hp.items():
+        if not isinstance(value, str) or len(key) > 256 or len(value) > 256:
+            raise _fail(f"hyperparameters.{key}", value, "use a string of at most 256 characters")
+    for key in ("epochs", "mini_batch_size", "num_layers"):
+        if key in hp and not (hp[key].isdigit() and int(hp[key]) > 0):
+            raise _fail(f"hyperparameters.{key}", hp[key], "use a positive whole number")
+    shape = hp.get("image_shape", "3,224,224").split(",")
+    resize = hp.get("resize")
+    if resize is not None and (
+        not resize.isdigit() or any(int(resize) <= int(side) for side in shape[1:])
+    ):
+        raise _fail(
+            "hyperparameters.resize",
+            resize,
+            f"must be a whole number above the image_shape sides ({','.join(shape)})",
+        )
+
+
+def _check_email(c: Config) -> None:
+    if c.alarm_email and not _EMAIL_PATTERN.match(c.alarm_email):
+        raise _fail("alarm_email", c.alarm_email, "use one e-mail address, or leave it empty")
+
+
+_CHECKS: tuple[Callable[[Config], None], ...] = (
+    _check_prefix,
+    _check_region,
+    _check_instances,
+    _check_positive,
+    _check_threshold,
+    _check_hyperparameters,
+    _check_email,
+)
+
+
+def _parse_bool(key: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no"):
+        return False
+    raise _fail(key, raw, "use true or false")
+
+
+def _parse_number(key: str, raw: Any, kind: type) -> int | float:
+    if isinstance(raw, bool):
+        raise _fail(key, raw, f"use a {kind.__name__}")
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise _fail(key, raw, f"use a {'whole number' if kind is int else 'number'}") from None
+    if kind is int and isinstance(raw, float) and raw != value:
+        raise _fail(key, raw, "use a whole number")
+    return value
+
+
+def _parse_hyperparameters(raw: Any) -> dict[str, str]:
+    """Overrides are merged onto the defaults; a JSON object string works with `-c`."""
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as error:
+            raise _fail("hyperparameters", raw, f"use a JSON object ({error.msg})") from None
+    if not isinstance(raw, Mapping):
+        raise _fail("hyperparameters", raw, 'use a JSON object such as {"epochs": "10"}')
+    merged = dict(DEFAULT_HYPERPARAMETERS)
+    merged.update({str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()})
+    return merged
+
+
+def _parse(field: dataclasses.Field, raw: Any) -> Any:
+    if field.name == "hyperparameters":
+        return _parse_hyperparameters(raw)
+    if field.type == "bool":
+        return _parse_bool(field.name, raw)
+    if field.type in ("int", "float"):
+        return _parse_number(field.name, raw, int if field.type == "int" else float)
+    return str(raw).strip()
+
+
+def config_from_context(get_context: Callable[[str], Any]) -> Config:
+    """Builds the Config from CDK context (e.g. `app.node.try_get_context`)."""
+    values = {}
+    for field in dataclasses.fields(Config):
+        raw = get_context(field.name)
+        if raw is not None:
+            values[field.name] = _parse(field, raw)
+    return Config(**values)

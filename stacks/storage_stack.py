@@ -1,0 +1,79 @@
+"""Storage: the KMS key, the data buckets, the access-log bucket and the notification topic."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from stacks.config import Config
+from stacks.constructs.secure_bucket import access_log_bucket, secure_bucket
+
+
+class StorageStack(Stack):
+    """Holds every piece of state, so that other stacks can be destroyed and redeployed freely."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: Config, **kwargs) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        retain = config.retain_data
+
+        self.key = kms.Key(
+            self,
+            "DataKey",
+            alias=f"alias/{config.prefix}-data",
+            description=f"{config.prefix}: encrypts training data, models, inference data, queues and topics",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            pending_window=Duration.days(30),
+        )
+        # CloudWatch alarms publish to the encrypted topic as the CloudWatch service itself.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToUseEncryptedTopic",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" means this key
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+
+        self.access_logs = access_log_bucket(self, "AccessLogs", retain_data=retain)
+        self.training_data = secure_bucket(
+            self, "TrainingData", key=self.key, access_logs=self.access_logs, retain_data=retain
+        )
+        self.artifacts = secure_bucket(
+            self, "Artifacts", key=self.key, access_logs=self.access_logs, retain_data=retain
+        )
+        # Events go to EventBridge so that the batch stack subscribes without a dependency cycle.
+        self.inference = secure_bucket(
+            self,
+            "Inference",
+            key=self.key,
+            access_logs=self.access_logs,
+            retain_data=retain,
+            event_bridge=True,
+        )
+
+        self.topic = sns.Topic(
+            self,
+            "Notifications",
+            display_name=f"{config.prefix} grocery classifier",
+            master_key=self.key,
+            enforce_ssl=True,
+        )
+        if config.alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
+
+        for name, bucket in (
+            ("TrainingData", self.training_data),
+            ("Artifacts", self.artifacts),
+            ("Inference", self.inference),
+            ("AccessLogs", self.access_logs),
+        ):
+            CfnOutput(self, f"{name}BucketName", value=bucket.bucket_name)
+            CfnOutput(self, f"{name}BucketArn", value=bucket.bucket_arn)
+        CfnOutput(self, "DataKeyArn", value=self.key.key_arn)
+        CfnOutput(self, "NotificationsTopicArn", value=self.topic.topic_arn)
