@@ -1,0 +1,1 @@
+"""Operator commands for a deployed grocery classifier: `python -m grocery --help`."""

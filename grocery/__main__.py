@@ -1,0 +1,39 @@
+"""`python -m grocery <command>`: operate a deployed grocery classifier."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from grocery.errors import CommandError
+
+# Each module defines `register(subparsers)`, which adds its parser and sets
+# `run=<callable(args) -> int>` as a default.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m grocery", description="Operate a deployed grocery classifier."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"grocery.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Code shared by every Lambda of the product (bundled with each function's asset)."""
