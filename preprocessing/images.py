@@ -1,0 +1,179 @@
+"""Validate one input image and write it as an RGB JPEG of exactly SIZE x SIZE.
+
+Policy (see docs/preprocessing.md):
+
+* An input that is already a baseline-or-progressive RGB JPEG of exactly SIZE x SIZE with no
+  EXIF rotation is copied byte for byte (no second JPEG generation loss, and fast).
+* Anything else is decoded, EXIF-rotated, converted to RGB (grayscale, CMYK, palette,
+  16-bit, and transparent images composited on white) and resized to SIZE x SIZE
+  *without* keeping the aspect ratio and without cropping: the algorithm resizes to
+  image_shape the same way at inference, so train and serve see the same distortion.
+* Empty, non-image, corrupt, truncated and too-small inputs are rejected with a reason; the
+  function never raises for a bad image.
+
+This module runs inside worker processes: keep it free of global state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+COPIED = "copied"
+CONVERTED = "converted"
+REJECTED = "rejected"
+
+# Rejection reasons decided by looking at the file's content.
+EMPTY_FILE = "empty_file"
+UNREADABLE = "unreadable"
+NOT_AN_IMAGE = "not_an_image"
+CORRUPT = "corrupt"
+TRUNCATED = "truncated"
+TOO_SMALL = "too_small"
+TOO_LARGE = "too_large"
+
+EXIF_ORIENTATION = 0x0112
+_SWAPS_AXES = {5, 6, 7, 8}
+RESAMPLE = Image.Resampling.LANCZOS
+
+
+@dataclass(frozen=True)
+class Settings:
+    size: int = 348
+    min_side: int = 224
+    quality: int = 95
+
+
+@dataclass(frozen=True)
+class Result:
+    status: str  # COPIED, CONVERTED or REJECTED
+    sha256: str = ""
+    reason: str = ""
+    detail: str = ""
+
+
+def conform(src: Path, dst: Path, settings: Settings) -> Result:
+    """Write ``src`` to ``dst`` as an RGB JPEG of settings.size squared, or reject it."""
+    try:
+        data = src.read_bytes()
+    except OSError as exc:
+        return Result(REJECTED, reason=UNREADABLE, detail=_one_line(exc))
+    if not data:
+        return Result(REJECTED, reason=EMPTY_FILE, detail="0 bytes")
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        with warnings.catch_warnings():
+            # DecompressionBombWarning becomes an error; EXIF warnings stay quiet.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            status = _conform_bytes(data, dst, settings)
+    except _RejectError as rej:
+        return Result(REJECTED, digest, rej.reason, rej.detail)
+    return Result(status, digest)
+
+
+class _RejectError(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+def _conform_bytes(data: bytes, dst: Path, settings: Settings) -> str:
+    size = settings.size
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise _RejectError(NOT_AN_IMAGE, "not a format Pillow can decode") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _RejectError(TOO_LARGE, _one_line(exc)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _RejectError(CORRUPT, _one_line(exc)) from None
+    with image:
+        stored_size, stored_format, stored_mode = image.size, image.format, image.mode
+        if stored_format == "JPEG" and min(stored_size) >= 2 * size:
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: still >= size on both sides.
+            image.draft("RGB", (size, size))
+        try:
+            image.load()  # full decode first: catches truncated and corrupt data
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            message = _one_line(exc)
+            reason = TRUNCATED if "truncated" in message.lower() else CORRUPT
+            raise _RejectError(reason, message) from None
+        orientation = _orientation(image)  # after load: PNG reads EXIF while decoding
+        width, height = stored_size
+        if orientation in _SWAPS_AXES:
+            width, height = height, width
+        if min(width, height) < settings.min_side:
+            raise _RejectError(
+                TOO_SMALL, f"{width}x{height} is smaller than the minimum side {settings.min_side}"
+            )
+        conforming = (
+            stored_format == "JPEG"
+            and stored_mode == "RGB"
+            and stored_size == (size, size)
+            and orientation == 1
+        )
+        if conforming:
+            _atomic_write(dst, data)
+            return COPIED
+        try:
+            rgb = to_rgb(ImageOps.exif_transpose(image))
+            if rgb.size != (size, size):
+                rgb = rgb.resize((size, size), RESAMPLE, reducing_gap=3.0)
+            buffer = io.BytesIO()
+            rgb.save(buffer, "JPEG", quality=settings.quality)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise _RejectError(CORRUPT, _one_line(exc)) from None
+    _atomic_write(dst, buffer.getvalue())
+    return CONVERTED
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to RGB; transparency is composited onto white."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        # 16/32-bit grayscale: scale to 8 bits instead of clipping everything above 255.
+        image = image.convert("I") if mode != "I" else image
+        peak = image.getextrema()[1] or 1
+        scale = 255 / 65535 if peak > 255 else 1
+        return image.point(lambda value: value * scale).convert("L").convert("RGB")
+    if mode == "F":
+        return image.convert("L").convert("RGB")
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif mode in ("LA", "La", "PA", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # broken EXIF blocks must not reject an otherwise good image
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _atomic_write(dst: Path, data: bytes) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, dst)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())[:200]

@@ -1,0 +1,366 @@
+"""``prepare``: list the source, conform every image in a process pool, split, write OUT/.
+
+Memory stays flat whatever the dataset size: at most ``workers * IN_FLIGHT_PER_WORKER``
+batches of *paths* are queued, workers read, decode and write one image at a time, and only
+small per-image metadata (class id, sha256, status) comes back to the parent.
+Images are written to OUT/.staging first and moved into their channel once the split is
+known (the 80/20 split needs the validated images and their hashes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from preprocessing import images, manifest, splits
+from preprocessing.errors import UserError
+from preprocessing.lst import write_lst
+from preprocessing.sources import GROCERY_LISTS, Item, Source, load_source
+
+NOT_IN_POOL = "not_in_pool"
+DEFAULT_POOL = ("train", "test")  # the original write-up's 5,125 images
+BATCH = 16
+IN_FLIGHT_PER_WORKER = 4
+STAGING = ".staging"
+OUTPUT_ENTRIES = (
+    *splits.CHANNELS,
+    *(f"{channel}_lst" for channel in splits.CHANNELS),
+    manifest.LABELS,
+    manifest.MANIFEST,
+    manifest.REJECTED,
+    STAGING,
+)
+MIN_SIZE, MAX_SIZE = 32, 4096
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class Options:
+    source: Path
+    out: Path
+    split: str | None = None  # None: official for the Grocery layout, else 80/20
+    size: int = 348
+    min_side: int = 224
+    quality: int = 95
+    seed: int = 0
+    pool: tuple[str, ...] | None = None
+    workers: int = field(default_factory=default_workers)
+    overwrite: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Summary:
+    out: Path
+    split: str
+    num_classes: int
+    written: dict[str, int]
+    copied: int
+    converted: int
+    rejected: int
+    excluded: int
+    leakage: dict[str, int]
+    seconds: float
+
+    @property
+    def images(self) -> int:
+        return sum(self.written.values())
+
+    def line(self) -> str:
+        written = ", ".join(f"{ch} {n}" for ch, n in self.written.items())
+        leaks = sum(self.leakage.values())
+        leak_detail = ", ".join(f"{k} {v}" for k, v in self.leakage.items() if v)
+        return (
+            f"prepared {self.images} images in {self.out} ({self.split} split, "
+            f"{self.num_classes} classes): {written} | copied {self.copied}, converted "
+            f"{self.converted} | rejected {self.rejected}, excluded {self.excluded} "
+            f"(see {manifest.REJECTED}) | leakage pairs {leaks}"
+            + (f" ({leak_detail})" if leak_detail else "")
+            + f" | {self.seconds:.1f}s"
+        )
+
+
+def prepare(opts: Options) -> Summary:
+    started = time.perf_counter()
+    settings = _check_options(opts)
+    source = load_source(opts.source)
+    spec = splits.parse_split(opts.split or ("official" if source.has_official_splits else "80/20"))
+    if spec.is_official and not source.has_official_splits:
+        raise UserError(
+            f"--split official needs the Grocery Store Dataset lists (classes.csv, train.txt, "
+            f"val.txt, test.txt) but {opts.source} has the folder layout; use --split 80/20"
+        )
+    items, rejected = _apply_pool(source, spec, opts.pool)
+    out = _prepare_out(opts)
+    staging = out / STAGING
+    try:
+        results = _process_all(items, staging, settings, opts)
+        usable: list[tuple[Item, str]] = []
+        counts = {images.COPIED: 0, images.CONVERTED: 0}
+        for item, result in zip(items, results, strict=True):
+            if result.status == images.REJECTED:
+                rejected.append((item.rel, result.reason, result.detail))
+            else:
+                counts[result.status] += 1
+                usable.append((item, result.sha256))
+        placed = splits.assign(usable, spec, opts.seed, source.labels)
+        index_of = {id(item): index for index, item in enumerate(items)}
+        for p in placed:
+            final = out / p.channel / p.item.out_name
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staging / f"{index_of[id(p.item)]}.jpg", final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    leaks = splits.find_leaks(placed)
+    pairs = splits.leak_pairs(leaks)
+    written = _write_metadata(
+        out,
+        source=source,
+        spec=spec,
+        opts=opts,
+        settings=settings,
+        placed=placed,
+        rejected=rejected,
+        counts=counts,
+        leaks=leaks,
+    )
+    excluded = sum(1 for _, reason, _ in rejected if reason == NOT_IN_POOL)
+    return Summary(
+        out=out,
+        split=spec.name,
+        num_classes=len(source.labels),
+        written=written,
+        copied=counts[images.COPIED],
+        converted=counts[images.CONVERTED],
+        rejected=len(rejected) - excluded,
+        excluded=excluded,
+        leakage=pairs,
+        seconds=time.perf_counter() - started,
+    )
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _check_options(opts: Options) -> images.Settings:
+    if not MIN_SIZE <= opts.size <= MAX_SIZE:
+        raise UserError(
+            f"--size {opts.size} is out of range; use a pixel size between {MIN_SIZE} and "
+            f"{MAX_SIZE} (default 348)"
+        )
+    if opts.min_side < 1 or opts.min_side > opts.size:
+        raise UserError(
+            f"--min-side {opts.min_side} must be between 1 and --size ({opts.size}); it is the "
+            "smallest input side accepted, at least the training image_shape (224)"
+        )
+    if not 1 <= opts.quality <= 100:
+        raise UserError(f"--quality {opts.quality} must be between 1 and 100 (default 95)")
+    if opts.workers < 1:
+        raise UserError(f"--workers {opts.workers} must be at least 1")
+    return images.Settings(size=opts.size, min_side=opts.min_side, quality=opts.quality)
+
+
+def _apply_pool(
+    source: Source, spec: splits.SplitSpec, pool: tuple[str, ...] | None
+) -> tuple[list[Item], list[tuple[str, str, str]]]:
+    rejected = [(r.rel, r.reason, r.detail) for r in source.rejected]
+    if pool is not None:
+        if spec.is_official or not source.has_official_splits:
+            raise UserError(
+                "--pool only applies to a percentage split (e.g. --split 80/20) of the Grocery "
+                "Store Dataset layout; drop --pool"
+            )
+        unknown = sorted(set(pool) - set(GROCERY_LISTS))
+        if unknown or not pool:
+            raise UserError(
+                f"--pool {','.join(pool)!r}: use a comma-separated subset of train,val,test"
+            )
+    if spec.is_official or not source.has_official_splits:
+        return list(source.items), rejected
+    pool = pool or DEFAULT_POOL
+    items = []
+    for item in source.items:
+        if item.origin in pool:
+            items.append(item)
+        else:
+            detail = f"{GROCERY_LISTS[item.origin]} is not in --pool {','.join(pool)}"
+            rejected.append((item.rel, NOT_IN_POOL, detail))
+    return items, rejected
+
+
+def _prepare_out(opts: Options) -> Path:
+    out = opts.out.resolve()
+    source = opts.source.resolve()
+    if out == source or source in out.parents or out in source.parents:
+        raise UserError(
+            f"output folder {opts.out} must not be inside the source {opts.source} (or contain "
+            "it); choose a folder elsewhere, e.g. /tmp/grocery-prepared"
+        )
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {opts.out} exists and is not a folder; choose another path")
+    if out.exists():
+        entries = sorted(p.name for p in out.iterdir())
+        if entries and not opts.overwrite:
+            raise UserError(
+                f"output folder {opts.out} is not empty; pass --overwrite to replace a previous "
+                "prepare output there, or choose an empty folder"
+            )
+        foreign = [name for name in entries if name not in OUTPUT_ENTRIES]
+        if foreign:
+            raise UserError(
+                f"output folder {opts.out} holds files prepare did not write ({foreign[0]!r}); "
+                "--overwrite only replaces a previous prepare output: choose another folder"
+            )
+        for name in entries:
+            path = out / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create output folder {opts.out}: {exc.strerror}") from None
+    return out
+
+
+def conform_batch(
+    batch: list[tuple[int, str, str]], settings: images.Settings
+) -> list[tuple[int, images.Result]]:
+    """Worker entry point (module level so it pickles): conform a batch of images."""
+    return [(index, images.conform(Path(src), Path(dst), settings)) for index, src, dst in batch]
+
+
+def _process_all(
+    items: list[Item], staging: Path, settings: images.Settings, opts: Options
+) -> list[images.Result]:
+    staging.mkdir(parents=True, exist_ok=True)
+    tasks = [
+        (index, str(item.src), str(staging / f"{index}.jpg")) for index, item in enumerate(items)
+    ]
+    batches = [tasks[i : i + BATCH] for i in range(0, len(tasks), BATCH)]
+    results: list[images.Result | None] = [None] * len(items)
+    with tqdm(
+        total=len(tasks), unit="img", desc="prepare", disable=None if opts.progress else True
+    ) as bar:
+
+        def collect(done: list[tuple[int, images.Result]]) -> None:
+            for index, result in done:
+                results[index] = result
+            bar.update(len(done))
+
+        if opts.workers == 1:
+            for batch in batches:
+                collect(conform_batch(batch, settings))
+        else:
+            with ProcessPoolExecutor(max_workers=opts.workers) as executor:
+                pending: set[Future] = set()
+                limit = opts.workers * IN_FLIGHT_PER_WORKER
+                for batch in batches:
+                    if len(pending) >= limit:
+                        finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in finished:
+                            collect(future.result())
+                    pending.add(executor.submit(conform_batch, batch, settings))
+                for future in pending:
+                    collect(future.result())
+    return results  # type: ignore[return-value]
+
+
+def _write_metadata(
+    out: Path,
+    *,
+    source: Source,
+    spec: splits.SplitSpec,
+    opts: Options,
+    settings: images.Settings,
+    placed: list[splits.Placed],
+    rejected: list[tuple[str, str, str]],
+    counts: dict[str, int],
+    leaks: list[splits.Leak],
+) -> dict[str, int]:
+    labels = source.labels
+    by_channel: dict[str, list[splits.Placed]] = {ch: [] for ch in splits.CHANNELS}
+    for p in placed:
+        by_channel[p.channel].append(p)
+    channels = {}
+    lst_sha256 = {}
+    written = {}
+    for channel, members in by_channel.items():
+        if not members and channel == splits.TEST:
+            continue  # no held-out test channel for a percentage split
+        lst_path = manifest.lst_relpath(channel)
+        digest = write_lst(out / lst_path, [(p.item.label, p.item.out_name) for p in members])
+        (out / channel).mkdir(exist_ok=True)
+        per_class = [0] * len(labels)
+        for p in members:
+            per_class[p.item.label] += 1
+        lst_sha256[lst_path] = digest
+        written[channel] = len(members)
+        channels[channel] = {
+            "images": f"{channel}/",
+            "lst": lst_path,
+            "count": len(members),
+            "lst_sha256": digest,
+            "per_class": dict(zip(labels, per_class, strict=True)),
+        }
+    manifest.write_json(out / manifest.LABELS, labels)
+    manifest.write_rejected(out / manifest.REJECTED, rejected)
+    pairs = splits.leak_pairs(leaks)
+    payload = {
+        "format_version": manifest.FORMAT_VERSION,
+        "num_classes": len(labels),
+        "num_training_samples": written[splits.TRAIN],
+        "num_validation_samples": written[splits.VALIDATION],
+        "num_test_samples": written.get(splits.TEST, 0),
+        "image_shape": f"3,{settings.size},{settings.size}",
+        "image_size": settings.size,
+        "labels": labels,
+        "coarse_labels": source.coarse_labels,
+        "coarse_label_ids": source.coarse_label_ids,
+        "split": {
+            "name": spec.name,
+            "seed": opts.seed,
+            "validation_fraction": None if spec.is_official else spec.validation_fraction,
+            "pool": None
+            if spec.is_official or not source.has_official_splits
+            else list(opts.pool or DEFAULT_POOL),
+        },
+        "source": {"path": str(source.root), "layout": source.layout},
+        "settings": {
+            "size": settings.size,
+            "min_side": settings.min_side,
+            "quality": settings.quality,
+            "non_square": "resize to size x size without cropping (as the algorithm at inference)",
+        },
+        "channels": channels,
+        "lst_sha256": lst_sha256,
+        "counts": {
+            "written": written,
+            "copied": counts[images.COPIED],
+            "converted": counts[images.CONVERTED],
+            "rejected": sum(1 for row in rejected if row[1] != NOT_IN_POOL),
+            "excluded": sum(1 for row in rejected if row[1] == NOT_IN_POOL),
+        },
+        "rejected_reasons": manifest.reason_counts(rejected),
+        "leakage": {
+            "pairs": pairs,
+            "groups": [{"sha256": leak.sha256, **leak.channels} for leak in leaks],
+        },
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    manifest.write_json(out / manifest.MANIFEST, payload)
+    return written
