@@ -172,7 +172,7 @@ def _run_upload(args: argparse.Namespace) -> int:
         raise UserError(f"{out} is not a folder; pass the OUT folder written by 'prepare'")
     try:
         session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
-        bucket = args.bucket or bucket_from_stack(session.client("cloudformation"), args.stack)
+        bucket = args.bucket or bucket_from_stack(session, args.stack)
         s3 = session.client("s3")
     except BotoCoreError as exc:  # unknown profile, no region, no credentials
         raise UserError(f"AWS configuration problem: {exc}") from None
@@ -205,7 +205,10 @@ def _run_upload(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2), already printed
+        return exc.code if isinstance(exc.code, int) else USAGE_ERROR
     try:
         return args.handler(args)
     except UserError as exc:

@@ -67,24 +67,15 @@ def default_prefix(out: Path) -> str:
     return f"datasets/{out.resolve().name}"
 
 
-def bucket_from_stack(cloudformation, stack: str) -> str:
-    """The training-data bucket name from the storage stack's outputs."""
+def bucket_from_stack(session, stack: str) -> str:
+    """The training-data bucket name from the storage stack's outputs (shared with grocery CLI)."""
+    from grocery.errors import CommandError
+    from grocery.stack_outputs import stack_output
+
     try:
-        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
-    except ClientError as exc:
-        if "does not exist" in str(exc):
-            raise UserError(
-                f"CloudFormation stack {stack!r} not found in this account/region; deploy it "
-                "(make deploy), pass --region, or give --bucket directly"
-            ) from None
-        raise UserError(f"cannot read stack {stack!r}: {_aws_message(exc)}") from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
-    if BUCKET_OUTPUT_KEY not in outputs:
-        raise UserError(
-            f"stack {stack!r} has no output {BUCKET_OUTPUT_KEY!r} "
-            f"(outputs: {', '.join(sorted(outputs)) or 'none'}); pass --bucket instead"
-        )
-    return outputs[BUCKET_OUTPUT_KEY]
+        return stack_output(stack, BUCKET_OUTPUT_KEY, session=session)
+    except CommandError as exc:
+        raise UserError(f"{exc}; or pass --bucket") from None
 
 
 def local_files(out: Path) -> list[tuple[Path, str]]:
