@@ -35,7 +35,7 @@ install: $(BIN)/.installed node_modules/.installed
 
 synth: install
 	rm -rf cdk.out
-	PATH="$(abspath $(BIN)):$$PATH" $(CDK) synth --all --quiet $(CDK_FLAGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(CDK) synth --quiet $(CDK_FLAGS)
 	@ls cdk.out/*.template.json
 
 lint: $(BIN)/.installed
