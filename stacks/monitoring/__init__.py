@@ -1,0 +1,1 @@
+"""The operations dashboard of the whole system (see docs/operations.md)."""
