@@ -7,7 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.constructs.acknowledge import acknowledge_nag, skip_checkov
+from stacks.constructs.acknowledge import skip_checkov
 
 NONCURRENT_VERSION_DAYS = 30
 INCOMPLETE_UPLOAD_DAYS = 7
@@ -51,9 +51,11 @@ def access_log_bucket(scope: Construct, construct_id: str, *, retain_data: bool)
         lifecycle_rules=_lifecycle_rules(),
         **_removal(retain_data),
     )
-    reason = "This is the server access log target; logging it into itself would loop."
-    acknowledge_nag(bucket, "AwsSolutions-S1", reason)
-    skip_checkov(bucket, "CKV_AWS_18", reason)
+    skip_checkov(
+        bucket,
+        "CKV_AWS_18",
+        "This is the server access log target; logging it into itself would loop.",
+    )
     return bucket
 
 
