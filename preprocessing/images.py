@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +39,7 @@ TOO_LARGE = "too_large"
 
 EXIF_ORIENTATION = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}
-RESAMPLE = Image.Resampling.LANCZOS
+RESAMPLE = Image.Resampling.BICUBIC  # antialiased when downscaling; close to LANCZOS, 2x faster
 
 
 @dataclass(frozen=True)
@@ -97,23 +96,8 @@ def _conform_bytes(data: bytes, dst: Path, settings: Settings) -> str:
         raise _RejectError(CORRUPT, _one_line(exc)) from None
     with image:
         stored_size, stored_format, stored_mode = image.size, image.format, image.mode
-        if stored_format == "JPEG" and min(stored_size) >= 2 * size:
-            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: still >= size on both sides.
-            image.draft("RGB", (size, size))
-        try:
-            image.load()  # full decode first: catches truncated and corrupt data
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            message = _one_line(exc)
-            reason = TRUNCATED if "truncated" in message.lower() else CORRUPT
-            raise _RejectError(reason, message) from None
-        orientation = _orientation(image)  # after load: PNG reads EXIF while decoding
-        width, height = stored_size
-        if orientation in _SWAPS_AXES:
-            width, height = height, width
-        if min(width, height) < settings.min_side:
-            raise _RejectError(
-                TOO_SMALL, f"{width}x{height} is smaller than the minimum side {settings.min_side}"
-            )
+        # JPEG EXIF is parsed at open; other formats (PNG) may read it while decoding.
+        orientation = _orientation(image) if stored_format == "JPEG" else None
         conforming = (
             stored_format == "JPEG"
             and stored_mode == "RGB"
@@ -121,7 +105,29 @@ def _conform_bytes(data: bytes, dst: Path, settings: Settings) -> str:
             and orientation == 1
         )
         if conforming:
-            _atomic_write(dst, data)
+            # Only checked, never re-encoded: a 1/8-scale decode still reads every entropy-coded
+            # byte (so truncation and corrupt data are caught) at half the cost.
+            image.draft("RGB", (max(1, size // 8), max(1, size // 8)))
+        elif stored_format == "JPEG" and min(stored_size) >= 2 * size:
+            # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: still >= size on both sides.
+            image.draft("RGB", (size, size))
+        try:
+            image.load()  # full decode: catches truncated and corrupt data
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            message = _one_line(exc)
+            reason = TRUNCATED if "truncated" in message.lower() else CORRUPT
+            raise _RejectError(reason, message) from None
+        if orientation is None:
+            orientation = _orientation(image)
+        width, height = stored_size
+        if orientation in _SWAPS_AXES:
+            width, height = height, width
+        if min(width, height) < settings.min_side:
+            raise _RejectError(
+                TOO_SMALL, f"{width}x{height} is smaller than the minimum side {settings.min_side}"
+            )
+        if conforming:
+            _write(dst, data)
             return COPIED
         try:
             rgb = to_rgb(ImageOps.exif_transpose(image))
@@ -131,7 +137,7 @@ def _conform_bytes(data: bytes, dst: Path, settings: Settings) -> str:
             rgb.save(buffer, "JPEG", quality=settings.quality)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise _RejectError(CORRUPT, _one_line(exc)) from None
-    _atomic_write(dst, buffer.getvalue())
+    _write(dst, buffer.getvalue())
     return CONVERTED
 
 
@@ -167,11 +173,16 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _atomic_write(dst: Path, data: bytes) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, dst)
+def _write(dst: Path, data: bytes) -> None:
+    # No temp file + rename: prepare writes manifest.json last, so an interrupted run is
+    # visibly incomplete anyway, and file creation is the costliest syscall here.
+    try:
+        handle = dst.open("wb")
+    except FileNotFoundError:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        handle = dst.open("wb")
+    with handle:
+        handle.write(data)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -26,7 +26,7 @@ from preprocessing.sources import GROCERY_LISTS, Item, Source, load_source
 
 NOT_IN_POOL = "not_in_pool"
 DEFAULT_POOL = ("train", "test")  # the original write-up's 5,125 images
-BATCH = 16
+BATCH = 32
 IN_FLIGHT_PER_WORKER = 4
 STAGING = ".staging"
 OUTPUT_ENTRIES = (
@@ -106,8 +106,16 @@ def prepare(opts: Options) -> Summary:
     items, rejected = _apply_pool(source, spec, opts.pool)
     out = _prepare_out(opts)
     staging = out / STAGING
+    # The official split knows each image's channel up front: write it in place. A percentage
+    # split needs the validated images (and their hashes) first: stage, then move.
+    targets = [
+        out / splits.official_channel(item.origin) / item.out_name
+        if spec.is_official
+        else staging / f"{index}.jpg"
+        for index, item in enumerate(items)
+    ]
     try:
-        results = _process_all(items, staging, settings, opts)
+        results = _process_all(items, targets, settings, opts)
         usable: list[tuple[Item, str]] = []
         counts = {images.COPIED: 0, images.CONVERTED: 0}
         for item, result in zip(items, results, strict=True):
@@ -117,11 +125,15 @@ def prepare(opts: Options) -> Summary:
                 counts[result.status] += 1
                 usable.append((item, result.sha256))
         placed = splits.assign(usable, spec, opts.seed, source.labels)
-        index_of = {id(item): index for index, item in enumerate(items)}
-        for p in placed:
-            final = out / p.channel / p.item.out_name
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staging / f"{index_of[id(p.item)]}.jpg", final)
+        if not spec.is_official:
+            target_of = {id(item): target for item, target in zip(items, targets, strict=True)}
+            for p in placed:
+                final = out / p.channel / p.item.out_name
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(target_of[id(p.item)], final)
+    except BaseException:
+        _clear_out(out)  # no half-written dataset left behind (it would lack a manifest anyway)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     leaks = splits.find_leaks(placed)
@@ -224,17 +236,22 @@ def _prepare_out(opts: Options) -> Path:
                 f"output folder {opts.out} holds files prepare did not write ({foreign[0]!r}); "
                 "--overwrite only replaces a previous prepare output: choose another folder"
             )
-        for name in entries:
-            path = out / name
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+        _clear_out(out)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output folder {opts.out}: {exc.strerror}") from None
     return out
+
+
+def _clear_out(out: Path) -> None:
+    """Remove what prepare writes in OUT, and nothing else."""
+    for name in OUTPUT_ENTRIES:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
 
 
 def conform_batch(
@@ -245,11 +262,13 @@ def conform_batch(
 
 
 def _process_all(
-    items: list[Item], staging: Path, settings: images.Settings, opts: Options
+    items: list[Item], targets: list[Path], settings: images.Settings, opts: Options
 ) -> list[images.Result]:
-    staging.mkdir(parents=True, exist_ok=True)
+    for folder in sorted({target.parent for target in targets}):
+        folder.mkdir(parents=True, exist_ok=True)
     tasks = [
-        (index, str(item.src), str(staging / f"{index}.jpg")) for index, item in enumerate(items)
+        (index, str(item.src), str(target))
+        for index, (item, target) in enumerate(zip(items, targets, strict=True))
     ]
     batches = [tasks[i : i + BATCH] for i in range(0, len(tasks), BATCH)]
     results: list[images.Result | None] = [None] * len(items)

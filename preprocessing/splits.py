@@ -24,6 +24,11 @@ _OFFICIAL_CHANNEL = {"train": TRAIN, "val": VALIDATION, "test": TEST}
 _RATIO = re.compile(r"^(\d{1,2})/(\d{1,2})$")
 
 
+def official_channel(origin: str) -> str:
+    """The channel of an image from the dataset's train/val/test list."""
+    return _OFFICIAL_CHANNEL[origin]
+
+
 @dataclass(frozen=True)
 class SplitSpec:
     name: str  # "official" or "80/20"
@@ -63,7 +68,7 @@ def assign(
 ) -> list[Placed]:
     """Place (item, sha256) pairs into channels; raise UserError if a class cannot be split."""
     if spec.is_official:
-        placed = [Placed(item, digest, _OFFICIAL_CHANNEL[item.origin]) for item, digest in items]
+        placed = [Placed(item, digest, official_channel(item.origin)) for item, digest in items]
     else:
         placed = _stratified(items, spec.validation_fraction, seed, labels)
     _check(placed, spec, labels)

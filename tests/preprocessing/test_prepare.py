@@ -149,6 +149,7 @@ def test_all_images_of_a_class_rejected_is_a_user_error(grocery, tmp_path):
     with pytest.raises(UserError, match="class 'Avocado' has no usable training images"):
         _run(grocery, tmp_path / "out")
     assert not (tmp_path / "out" / ".staging").exists()
+    assert list((tmp_path / "out").iterdir()) == []  # nothing half-written is left
 
 
 def test_leakage_between_train_and_validation_is_reported(grocery, tmp_path):
