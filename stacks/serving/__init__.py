@@ -1,0 +1,1 @@
+"""Constructs of the serving stack: the approved-model pointer, the endpoint, the API."""

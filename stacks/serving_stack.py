@@ -1,0 +1,70 @@
+"""Serving: the approved model's real-time endpoint and the classification API in front of it."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from stacks.config import Config
+from stacks.serving.api import ClassifyApi
+from stacks.serving.approved_model import ApprovedModel
+from stacks.serving.endpoint import ClassifierEndpoint
+from stacks.storage_stack import StorageStack
+
+
+class ServingStack(Stack):
+    """Deployable before any model is approved: the API then answers 503 "no approved model".
+
+    Re-deploying this stack promotes whatever model the pointer in SSM names.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        storage: StorageStack,
+        model_role: iam.IRole | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.model = ApprovedModel(self, "ApprovedModel", prefix=config.prefix)
+        self.classifier = ClassifierEndpoint(
+            self,
+            "Classifier",
+            config=config,
+            model=self.model,
+            key=storage.key,
+            topic=storage.topic,
+            model_role=model_role,
+        )
+        self.api = ClassifyApi(
+            self,
+            "ClassifyApi",
+            config=config,
+            model=self.model,
+            endpoint=self.classifier,
+            key=storage.key,
+            topic=storage.topic,
+        )
+        # A plain string (not a token of the conditional endpoint): safe to use anywhere.
+        self.endpoint_name: str = self.classifier.endpoint_name
+        self.api_function = self.api.function.function
+
+        CfnOutput(self, "ApiUrl", value=self.api.url, description="POST an image here (SigV4)")
+        CfnOutput(
+            self,
+            "EndpointName",
+            # The fixed name, not the conditional resource's attribute (outputs are only
+            # visible once the deploy, which creates the endpoint, has finished).
+            value=self.model.when_approved(self.endpoint_name),
+            description="The real-time endpoint ('none' until a model is approved and promoted)",
+        )
+        CfnOutput(
+            self,
+            "ModelName",
+            value=self.model.model_name,
+            description="The model this deployment serves ('none' before the first approval)",
+        )
