@@ -4,13 +4,19 @@ Alarms stay next to what they watch, in each stack, and notify the storage
 stack's topic; this stack only shows them (and every metric worth a look)
 on one page. The functions and alarms of the watched stacks are found in their
 construct trees, so a function or alarm added later shows up without wiring.
+
+Resources under a CloudFormation condition (the serving stack's endpoint and its
+alarms exist only once a model is approved) must not be exported to another
+stack: an output of an absent resource fails the deployment. Alarms with a fixed
+name are therefore referenced by name (no export at all); conditional resources
+without one are left out and listed in `skipped`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Aws, CfnOutput, Stack
+from aws_cdk import Aws, CfnOutput, CfnResource, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
@@ -26,14 +32,24 @@ def dashboard_name(prefix: str) -> str:
     return f"{prefix}-operations"
 
 
-def product_functions(stacks: Sequence[Stack]) -> dict[str, lambda_.IFunction]:
-    """Every function built with PythonFunction in `stacks`, by `<stack>/<construct id>`."""
-    return {
-        f"{stack.node.id}/{construct.node.id}": construct.function
-        for stack in stacks
-        for construct in stack.node.find_all()
-        if isinstance(construct, PythonFunction)
-    }
+def _conditional(construct: Construct) -> bool:
+    resource = construct.node.default_child
+    return isinstance(resource, CfnResource) and resource.cfn_options.condition is not None
+
+
+def product_functions(stacks: Sequence[Stack]) -> tuple[dict[str, lambda_.IFunction], list[str]]:
+    """Every function built with PythonFunction in `stacks`, by `<stack>/<construct id>`,
+    and the paths of those left out because they are conditional."""
+    functions: dict[str, lambda_.IFunction] = {}
+    skipped: list[str] = []
+    for stack in stacks:
+        for construct in stack.node.find_all():
+            if isinstance(construct, PythonFunction):
+                if _conditional(construct.function):
+                    skipped.append(construct.node.path)
+                else:
+                    functions[f"{stack.node.id}/{construct.node.id}"] = construct.function
+    return functions, skipped
 
 
 def product_alarms(stacks: Sequence[Stack]) -> list[cloudwatch.Alarm]:
@@ -43,6 +59,24 @@ def product_alarms(stacks: Sequence[Stack]) -> list[cloudwatch.Alarm]:
         for construct in stack.node.find_all()
         if isinstance(construct, cloudwatch.Alarm)
     ]
+
+
+def alarm_references(
+    scope: Construct, alarms: Sequence[cloudwatch.Alarm]
+) -> tuple[list[cloudwatch.IAlarm], list[str]]:
+    """Alarms as the dashboard may reference them from `scope`'s stack, and the skipped paths."""
+    references: list[cloudwatch.IAlarm] = []
+    skipped: list[str] = []
+    for alarm in alarms:
+        name = alarm.node.default_child.alarm_name
+        if name and not Token.is_unresolved(name):
+            # By name: no cross-stack export, and fine while the alarm does not exist yet.
+            references.append(cloudwatch.Alarm.from_alarm_name(scope, alarm.node.addr, name))
+        elif _conditional(alarm):
+            skipped.append(alarm.node.path)
+        else:
+            references.append(alarm)
+    return references, skipped
 
 
 class MonitoringStack(Stack):
@@ -64,6 +98,10 @@ class MonitoringStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         name = dashboard_name(config.prefix)
+        functions, skipped_functions = product_functions(watched)
+        alarms, skipped_alarms = alarm_references(self, product_alarms(watched))
+        # Watched resources the dashboard cannot show (see the module docstring).
+        self.skipped = [*skipped_functions, *skipped_alarms]
         self.operations = OperationsDashboard(
             self,
             "Operations",
@@ -75,8 +113,8 @@ class MonitoringStack(Stack):
             batch_state_machine=batch_state_machine,
             queue=queue,
             dead_letter_queue=dead_letter_queue,
-            functions=product_functions(watched),
-            alarms=product_alarms(watched),
+            functions=functions,
+            alarms=alarms,
         )
         CfnOutput(self, "DashboardName", value=name)
         CfnOutput(

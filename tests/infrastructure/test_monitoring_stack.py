@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, CfnCondition, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_kms as kms
 from aws_cdk.assertions import Template
@@ -19,68 +19,106 @@ from stacks.monitoring_stack import (
 from tests.infrastructure.test_monitoring_dashboard import dashboard_body, has_metric
 
 
+def _alarm(scope, construct_id: str, function: PythonFunction, **kwargs) -> cloudwatch.Alarm:
+    return cloudwatch.Alarm(
+        scope,
+        construct_id,
+        metric=function.function.metric_errors(),
+        threshold=1,
+        evaluation_periods=1,
+        **kwargs,
+    )
+
+
 @pytest.fixture(scope="module")
-def app_parts():
+def parts():
     app = App()
     watched = Stack(app, "Serving")
     key = kms.Key(watched, "Key")
-    functions = [
-        PythonFunction(
-            watched,
-            name,
-            handler="pkg.handler.handler",
-            description=name,
-            key=key,
-            service=name,
+    condition = CfnCondition(watched, "Approved", expression=Fn.condition_equals("a", "b"))
+    functions = {
+        name: PythonFunction(
+            watched, name, handler="pkg.handler.handler", description=name, key=key, service=name
         )
-        for name in ("ClassifyFunction", "DecodeFunction")
-    ]
-    alarm = cloudwatch.Alarm(
-        watched,
-        "ErrorsAlarm",
-        metric=functions[0].function.metric_errors(),
-        threshold=1,
-        evaluation_periods=1,
+        for name in ("ClassifyFunction", "DecodeFunction", "OnlyWhenApproved")
+    }
+    functions["OnlyWhenApproved"].function.node.default_child.cfn_options.condition = condition
+    plain = _alarm(watched, "ErrorsAlarm", functions["ClassifyFunction"])
+    named = _alarm(
+        watched, "NamedAlarm", functions["DecodeFunction"], alarm_name="grocery-endpoint-5xx-errors"
     )
+    named.node.default_child.cfn_options.condition = condition
+    hidden = _alarm(watched, "ConditionalUnnamed", functions["DecodeFunction"])
+    hidden.node.default_child.cfn_options.condition = condition
     monitoring = MonitoringStack(
         app, "Monitoring", config=Config(), watched=[watched], endpoint_name="grocery-endpoint"
     )
-    return watched, functions, alarm, monitoring
-
-
-def test_functions_are_found_by_stack_and_construct_id(app_parts):
-    watched, functions, _, _ = app_parts
-    found = product_functions([watched])
-    assert found == {
-        "Serving/ClassifyFunction": functions[0].function,
-        "Serving/DecodeFunction": functions[1].function,
+    return {
+        "watched": watched,
+        "functions": functions,
+        "alarms": (plain, named, hidden),
+        "monitoring": monitoring,
+        "template": Template.from_stack(monitoring),
     }
 
 
-def test_alarms_are_found(app_parts):
-    watched, _, alarm, _ = app_parts
-    assert product_alarms([watched]) == [alarm]
+def test_functions_are_found_and_conditional_ones_skipped(parts):
+    found, skipped = product_functions([parts["watched"]])
+    functions = parts["functions"]
+    assert found == {
+        "Serving/ClassifyFunction": functions["ClassifyFunction"].function,
+        "Serving/DecodeFunction": functions["DecodeFunction"].function,
+    }
+    assert skipped == ["Serving/OnlyWhenApproved"]
 
 
-def test_dashboard_shows_them_across_stacks(app_parts):
-    _, _, _, monitoring = app_parts
-    template = Template.from_stack(monitoring)
+def test_alarms_are_found(parts):
+    assert product_alarms([parts["watched"]]) == list(parts["alarms"])
+
+
+def test_alarm_widget_references_by_export_or_by_name(parts):
+    body = dashboard_body(parts["template"])
+    (widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+    exported, by_name = widget["properties"]["alarms"]
+    assert exported.startswith("<Import:Serving:ExportsOutputFnGetAttErrorsAlarm")
+    # Built from the fixed name in the monitoring stack: no export of a conditional resource.
+    assert by_name == (
+        "arn:<Ref:AWS::Partition>:cloudwatch:<Ref:AWS::Region>:<Ref:AWS::AccountId>"
+        ":alarm:grocery-endpoint-5xx-errors"
+    )
+    assert parts["monitoring"].skipped == [
+        "Serving/OnlyWhenApproved",
+        "Serving/ConditionalUnnamed",
+    ]
+
+
+def test_no_conditional_resource_is_exported(parts):
+    outputs = Template.from_stack(parts["watched"]).to_json().get("Outputs", {})
+    resources = Template.from_stack(parts["watched"]).to_json()["Resources"]
+    conditional = {lid for lid, r in resources.items() if "Condition" in r}
+    for output in outputs.values():
+        assert not (
+            str(output["Value"]) and any(lid in str(output["Value"]) for lid in conditional)
+        )
+
+
+def test_dashboard_shows_the_functions_across_stacks(parts):
+    template = parts["template"]
     template.has_resource_properties(
         "AWS::CloudWatch::Dashboard", {"DashboardName": dashboard_name("grocery")}
     )
     body = dashboard_body(template)
-    lambda_rows = [r for r in body["widgets"] if r["properties"].get("title") == "Errors"]
-    assert len(lambda_rows[0]["properties"]["metrics"]) == 2
+    (errors,) = [w for w in body["widgets"] if w["properties"].get("title") == "Errors"]
+    assert [m[-1]["label"] for m in errors["properties"]["metrics"]] == [
+        "Serving/ClassifyFunction",
+        "Serving/DecodeFunction",
+    ]
     assert has_metric(body, "AWS/SageMaker", "ModelLatency", EndpointName="grocery-endpoint")
-    (alarms,) = [w for w in body["widgets"] if w["type"] == "alarm"]
-    (arn,) = alarms["properties"]["alarms"]
-    assert arn.startswith("<Import:Serving:ExportsOutputFnGetAttErrorsAlarm")
-    assert monitoring.operations.missing == ["Training", "Batch classification"]
+    assert parts["monitoring"].operations.missing == ["Training", "Batch classification"]
 
 
-def test_dashboard_outputs(app_parts):
-    _, _, _, monitoring = app_parts
-    outputs = Template.from_stack(monitoring).to_json()["Outputs"]
+def test_dashboard_outputs(parts):
+    outputs = parts["template"].to_json()["Outputs"]
     assert outputs["DashboardName"]["Value"] == "grocery-operations"
     url = outputs["DashboardUrl"]["Value"]["Fn::Join"][1]
     assert "#dashboards:name=grocery-operations" in "".join(p for p in url if isinstance(p, str))
