@@ -95,7 +95,6 @@ class Classifier:
                 502,
                 "model_label_mismatch",
                 f"the model's answer cannot be decoded: {error}",
-                retryable=True,
             ) from None
         logger.info(
             "classified",

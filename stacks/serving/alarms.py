@@ -8,10 +8,11 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
+from stacks.serving.names import VARIANT_NAME
+
 # ModelLatency is reported in microseconds. One ResNet-50 image on an ml.m4.xlarge takes
 # well under a second; 2 s at p90 for 3 minutes means the fleet is saturated or broken.
 MODEL_LATENCY_P90_THRESHOLD_US = 2_000_000
-VARIANT_NAME = "AllTraffic"
 
 
 def _endpoint_metric(endpoint_name: str, metric_name: str, statistic: str) -> cloudwatch.Metric:

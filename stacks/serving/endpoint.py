@@ -10,8 +10,9 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.config import Config
-from stacks.serving.alarms import VARIANT_NAME, EndpointAlarms
+from stacks.serving.alarms import EndpointAlarms
 from stacks.serving.approved_model import ApprovedModel
+from stacks.serving.names import VARIANT_NAME, endpoint_name
 
 # Blue/green, all at once: the new fleet takes all traffic, then bakes this long while the
 # alarms watch it; an alarm in that window rolls traffic back to the old fleet.
@@ -19,11 +20,6 @@ BAKE_SECONDS = 600
 DEPLOYMENT_TIMEOUT_SECONDS = 3600
 SCALE_IN_COOLDOWN_SECONDS = 300
 SCALE_OUT_COOLDOWN_SECONDS = 60
-
-
-def endpoint_name(prefix: str) -> str:
-    """Fixed, so that alarms, the dashboard and IAM can name it before it exists."""
-    return f"{prefix}-classifier"
 
 
 class ClassifierEndpoint(Construct):

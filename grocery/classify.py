@@ -1,0 +1,339 @@
+"""`python -m grocery classify IMAGE [IMAGE ...]`: classify photos with the deployed model.
+
+Through the IAM-authorized API (default: the serving stack's `ApiUrl`, or `--api URL`,
+signed with SigV4) or straight at the real-time endpoint (`--endpoint NAME`, decoded here
+with the approved model's labels or `--labels`). Prints, per image, the sentence of the
+original write-up and the top k. Images over the payload limit, or in a format other than
+JPEG/PNG that Pillow can read, are converted to a JPEG that fits before sending.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlparse
+
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from classify_api.request import ENDPOINT_MAX_BYTES, MAX_TOP_K, sniff_image_type
+
+from grocery.errors import CommandError
+from grocery.stack_outputs import stack_output
+from grocery_common.labels import (
+    DEFAULT_TOP_K,
+    LabelError,
+    Prediction,
+    decode,
+    parse_labels,
+    parse_probabilities,
+)
+from stacks.names import NO_APPROVED_MODEL, approved_model_parameter, stack_name
+
+# API Gateway hands binary bodies to Lambda base64-encoded inside a JSON event, and Lambda
+# takes at most 6 MB per synchronous request: an image must stay near 4.5 MB. 4 MiB is safe.
+API_MAX_IMAGE_BYTES = 4 * 1024 * 1024
+MAX_RETRIES = 2
+MAX_RETRY_WAIT_SECONDS = 10
+HTTP_TIMEOUT_SECONDS = 35  # above the API's 29 s integration timeout
+JPEG_QUALITY = 90
+_EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+# (status, headers, body) of one HTTP exchange.
+HttpResponse = tuple[int, dict[str, str], bytes]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "classify",
+        help="classify photos with the deployed model (API or endpoint)",
+        description=__doc__.split("\n\n")[1],
+    )
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="photo files")
+    target = parser.add_mutually_exclusive_group()
+    target.add_argument("--api", metavar="URL", help="the API's URL (default: stack output ApiUrl)")
+    target.add_argument("--endpoint", metavar="NAME", help="call this SageMaker endpoint directly")
+    parser.add_argument(
+        "--top-k",
+        type=int,
+        default=DEFAULT_TOP_K,
+        help=f"labels to show, 1-{MAX_TOP_K} (default: 5)",
+    )
+    parser.add_argument(
+        "--labels",
+        metavar="labels.json|s3://...",
+        help="with --endpoint: the model's label list (default: the approved model's)",
+    )
+    parser.add_argument("--prefix", default="grocery", help="the app's prefix (default: grocery)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per image")
+    parser.set_defaults(run=run)
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    body: bytes
+    content_type: str
+    note: str = ""  # what was done to fit the limit, if anything
+
+
+def prepare_image(path: Path, max_bytes: int) -> PreparedImage:
+    """The bytes to send: the file itself if it is a JPEG/PNG within `max_bytes`, else a
+    JPEG re-encoded (and downscaled as needed) from whatever Pillow can read."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise CommandError(f"{path}: cannot read it ({error.strerror or error})") from None
+    kind = sniff_image_type(data)
+    if kind and len(data) <= max_bytes:
+        return PreparedImage(data, kind)
+    from PIL import Image, ImageOps, UnidentifiedImageError  # only when conversion is needed
+
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            image = ImageOps.exif_transpose(opened).convert("RGB")
+    except (UnidentifiedImageError, OSError) as error:
+        raise CommandError(f"{path}: not an image (Pillow cannot read it: {error})") from None
+    original = image.size
+    scale = 1.0
+    for _ in range(12):
+        size = (max(1, round(original[0] * scale)), max(1, round(original[1] * scale)))
+        resized = image if scale == 1.0 else image.resize(size, Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        resized.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+        body = buffer.getvalue()
+        if len(body) <= max_bytes:
+            what = "converted to JPEG" if scale == 1.0 else "downscaled"
+            note = (
+                f"{what}: {original[0]}x{original[1]}, {len(data):,} bytes -> "
+                f"{size[0]}x{size[1]}, {len(body):,} bytes"
+            )
+            return PreparedImage(body, "image/jpeg", note)
+        # JPEG size grows roughly with the pixel count: shrink both sides by sqrt(ratio).
+        scale *= min(0.9, math.sqrt(max_bytes / len(body)) * 0.95)
+    raise CommandError(f"{path}: cannot bring it under {max_bytes:,} bytes")
+
+
+def api_region(url: str, default: str | None) -> str:
+    match = _EXECUTE_API_HOST.match(urlparse(url).hostname or "")
+    region = match.group(1) if match else default
+    if not region:
+        raise CommandError(f"cannot tell the region of {url}: set AWS_REGION or AWS_DEFAULT_REGION")
+    return region
+
+
+def _urllib_send(url: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+    except (urllib.error.URLError, TimeoutError) as error:
+        raise CommandError(f"cannot reach {url}: {getattr(error, 'reason', error)}") from None
+
+
+class ApiClassifier:
+    """POSTs each image to the API, signed with SigV4 (service `execute-api`)."""
+
+    max_bytes = API_MAX_IMAGE_BYTES
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        session: boto3.Session,
+        send: Callable[[str, bytes, dict[str, str]], HttpResponse] = _urllib_send,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if urlparse(url).scheme != "https":
+            raise CommandError(f"--api must be an https:// URL, got {url!r}")
+        self.url = url
+        self.region = api_region(url, session.region_name)
+        credentials = session.get_credentials()
+        if credentials is None:
+            raise CommandError(
+                "no AWS credentials found: the API accepts SigV4-signed requests only"
+            )
+        self.credentials = credentials
+        self.send = send
+        self.sleep = sleep
+        self.description = f"API {url}"
+
+    def _signed(self, image: PreparedImage, top_k: int) -> tuple[str, dict[str, str]]:
+        url = f"{self.url}?{urlencode({'top_k': top_k})}"
+        request = AWSRequest(
+            method="POST", url=url, data=image.body, headers={"Content-Type": image.content_type}
+        )
+        SigV4Auth(self.credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(
+            request
+        )
+        return url, dict(request.headers.items())
+
+    def classify(self, image: PreparedImage, top_k: int) -> dict[str, Any]:
+        for attempt in range(MAX_RETRIES + 1):
+            url, headers = self._signed(image, top_k)  # re-signed: signatures expire
+            status, response_headers, raw = self.send(url, image.body, headers)
+            try:
+                body = json.loads(raw or b"{}")
+            except json.JSONDecodeError:
+                body = {"message": raw[:200].decode("utf-8", "replace")}
+            if status == 200:
+                return body
+            retryable = status == 429 or body.get("retryable") is True
+            if not retryable or attempt == MAX_RETRIES:
+                message = body.get("message") or body.get("Message") or "no message"
+                raise CommandError(f"the API answered {status}: {message}", exit_code=1)
+            headers_lower = {k.lower(): v for k, v in response_headers.items()}
+            wait = headers_lower.get("retry-after", "1")
+            self.sleep(min(float(wait) if wait.isdigit() else 1.0, MAX_RETRY_WAIT_SECONDS))
+        raise AssertionError("unreachable")
+
+
+def _read_labels(source: str, session: boto3.Session) -> list[str]:
+    try:
+        if source.startswith("s3://"):
+            bucket, _, key = source.removeprefix("s3://").partition("/")
+            text = session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        else:
+            text = Path(source).read_bytes()
+        return parse_labels(text, source=source)
+    except LabelError as error:
+        raise CommandError(str(error)) from None
+    except (OSError, ClientError, BotoCoreError) as error:
+        raise CommandError(f"cannot read the labels from {source}: {error}") from None
+
+
+def _approved(prefix: str, field: str, session: boto3.Session) -> str:
+    name = approved_model_parameter(prefix, field)
+    try:
+        value = session.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+    except (ClientError, BotoCoreError) as error:
+        raise CommandError(
+            f"cannot read SSM parameter {name} ({error}); deploy the app first"
+        ) from None
+    if value == NO_APPROVED_MODEL:
+        raise CommandError(
+            f"no approved model yet ({name} is '{NO_APPROVED_MODEL}'): run the training pipeline, "
+            "or pass --labels"
+        )
+    return value
+
+
+class EndpointClassifier:
+    """Invokes the endpoint and decodes its probabilities here, with the shared decoder."""
+
+    max_bytes = ENDPOINT_MAX_BYTES
+
+    def __init__(
+        self, endpoint_name: str, *, labels: list[str], model: str, session: boto3.Session
+    ) -> None:
+        self.endpoint_name = endpoint_name
+        self.labels = labels
+        self.model = model
+        self.runtime = session.client(
+            "sagemaker-runtime", config=Config(retries={"mode": "standard", "max_attempts": 3})
+        )
+        self.description = f"endpoint {endpoint_name}"
+
+    def classify(self, image: PreparedImage, top_k: int) -> dict[str, Any]:
+        try:
+            response = self.runtime.invoke_endpoint(
+                EndpointName=self.endpoint_name,
+                Body=image.body,
+                ContentType=image.content_type,
+                Accept="application/json",
+            )
+            prediction: Prediction = decode(
+                parse_probabilities(response["Body"].read()), self.labels, k=top_k
+            )
+        except ClientError as error:
+            raise CommandError(
+                f"the endpoint refused it: {error.response['Error'].get('Message', error)}",
+                exit_code=1,
+            ) from None
+        except BotoCoreError as error:
+            raise CommandError(f"calling the endpoint failed: {error}", exit_code=1) from None
+        except LabelError as error:
+            raise CommandError(
+                f"the endpoint's answer cannot be decoded: {error}", exit_code=1
+            ) from None
+        return {
+            **prediction.to_dict(),
+            "sentence": prediction.sentence(),
+            "model": self.model,
+            "endpoint": self.endpoint_name,
+        }
+
+
+def build_classifier(args: argparse.Namespace, session: boto3.Session):
+    if args.endpoint:
+        labels_source = args.labels or _approved(args.prefix, "labels-uri", session)
+        model = "(given labels)" if args.labels else _approved(args.prefix, "model-name", session)
+        return EndpointClassifier(
+            args.endpoint,
+            labels=_read_labels(labels_source, session),
+            model=model,
+            session=session,
+        )
+    if args.labels:
+        raise CommandError("--labels applies to --endpoint only: the API uses its model's labels")
+    url = args.api or stack_output(stack_name(args.prefix, "Serving"), "ApiUrl", session=session)
+    return ApiClassifier(url, session=session)
+
+
+def format_answer(path: Path, answer: dict[str, Any], note: str) -> str:
+    lines = [f"{path}: {answer['sentence']}"]
+    width = max(len(guess["label"]) for guess in answer["top_k"])
+    lines += [
+        f"  {rank}. {guess['label']:<{width}}  {guess['confidence']:6.1%}"
+        for rank, guess in enumerate(answer["top_k"], start=1)
+    ]
+    if note:
+        lines.append(f"  ({note})")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, *, session: boto3.Session | None = None, classifier=None) -> int:
+    if not 1 <= args.top_k <= MAX_TOP_K:
+        raise CommandError(f"--top-k must be from 1 to {MAX_TOP_K}, got {args.top_k}")
+    session = session or boto3.Session()
+    classifier = classifier or build_classifier(args, session)
+    failures = 0
+    models = set()
+    for path in args.images:
+        try:
+            image = prepare_image(path, classifier.max_bytes)
+            answer = classifier.classify(image, args.top_k)
+        except CommandError as error:
+            failures += 1
+            if args.json:
+                print(json.dumps({"image": str(path), "error": str(error)}))
+            else:
+                print(f"{path}: error: {error}", file=sys.stderr)
+            continue
+        models.add(answer.get("model", "?"))
+        if args.json:
+            print(json.dumps({"image": str(path), **answer, "note": image.note or None}))
+        else:
+            print(format_answer(path, answer, image.note))
+    if not args.json:
+        done = len(args.images) - failures
+        print(
+            f"{done} of {len(args.images)} image(s) classified by model "
+            f"{', '.join(sorted(models)) or '-'} via {classifier.description}",
+            file=sys.stderr,
+        )
+    return 1 if failures else 0
