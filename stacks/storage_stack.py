@@ -60,6 +60,17 @@ class StorageStack(Stack):
             )
         )
 
+        # EventBridge delivers the inference bucket's events to the batch stack's encrypted queues.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowEventBridgeToUseEncryptedQueues",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],  # in a key policy, "*" means this key
+                conditions={"StringEquals": {"aws:SourceAccount": self.account}},
+            )
+        )
+
         self.access_logs = access_log_bucket(self, "AccessLogs", retain_data=retain)
         self.training_data = secure_bucket(
             self, "TrainingData", key=self.key, access_logs=self.access_logs, retain_data=retain

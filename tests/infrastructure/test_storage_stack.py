@@ -47,6 +47,30 @@ class TestKey:
             },
         )
 
+    def test_eventbridge_may_use_key_for_encrypted_queues_of_this_account(self, template_of):
+        template_of("storage").has_resource_properties(
+            "AWS::KMS::Key",
+            {
+                "KeyPolicy": {
+                    "Statement": Match.array_with(
+                        [
+                            Match.object_like(
+                                {
+                                    "Principal": {"Service": "events.amazonaws.com"},
+                                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                                    "Condition": {
+                                        "StringEquals": {
+                                            "aws:SourceAccount": {"Ref": "AWS::AccountId"}
+                                        }
+                                    },
+                                }
+                            )
+                        ]
+                    )
+                }
+            },
+        )
+
 
 class TestBuckets:
     def test_four_buckets(self, template_of):

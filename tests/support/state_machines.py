@@ -69,7 +69,7 @@ def asl_validation_errors(definition: dict[str, Any], tmp_path: Path) -> str:
     path = tmp_path / "definition.json"
     path.write_text(json.dumps(definition))
     result = subprocess.run(
-        [validator, "--json-definition-file", str(path)],
+        [validator, "--json-path", str(path)],
         capture_output=True,
         text=True,
         check=False,

@@ -1,0 +1,1 @@
+"""Batch decode: transform outputs -> labelled results (.jsonl + .csv)."""

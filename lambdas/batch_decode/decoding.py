@@ -1,0 +1,223 @@
+"""Turns a transform job's `.out` files into one labelled row per object of the batch.
+
+Memory stays bounded whatever the batch size: outputs are fetched by a thread
+pool in windows of `WINDOW` objects and every row is streamed to temporary
+files as soon as it is decoded. Every object of the batch gets exactly one row:
+classified, failed (with the reason) or skipped (with the trigger's reason).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from grocery_common.batch_layout import s3_uri
+from grocery_common.labels import DEFAULT_TOP_K, LabelError, decode, parse_probabilities
+
+WORKERS = 32
+WINDOW = 256
+OUT_SUFFIX = ".out"
+
+FIELDS = (
+    "image",
+    "status",
+    "label",
+    "class_id",
+    "confidence",
+    "top_k",
+    "model",
+    "batch_id",
+    "reason",
+)
+
+
+class Status:
+    CLASSIFIED = "classified"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+DELETED_BEFORE_JOB = "deleted before the transform job ran"
+NO_OUTPUT = "no prediction: the transform job wrote no output for it"
+
+
+@dataclasses.dataclass
+class Summary:
+    images: int = 0
+    classified: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unmatched_outputs: int = 0
+
+    def count(self, status: str) -> None:
+        setattr(self, status, getattr(self, status) + 1)
+
+
+def match_outputs(
+    image_keys: Iterable[str], out_keys: Iterable[str], prefix: str
+) -> tuple[dict[str, str], list[str]]:
+    """{image key: its .out key}, and the .out keys that belong to no image.
+
+    Batch transform writes `<output prefix>/<input path>.out`; which part of the
+    input path it keeps depends on the data source, so an output is matched to
+    the image whose key ends with the output's relative path (longest first,
+    whole path components only, unambiguous matches only).
+    """
+    by_suffix: dict[str, str | None] = {}
+    for key in image_keys:
+        parts = key.split("/")
+        for start in range(len(parts)):
+            suffix = "/".join(parts[start:])
+            by_suffix[suffix] = None if suffix in by_suffix else key  # None = ambiguous
+    matches: dict[str, str] = {}
+    unmatched: list[str] = []
+    for out_key in out_keys:
+        relative = out_key[len(prefix) :].removesuffix(OUT_SUFFIX)
+        parts = relative.split("/")
+        image = next(
+            (
+                by_suffix[suffix]
+                for suffix in ("/".join(parts[i:]) for i in range(len(parts)))
+                if by_suffix.get(suffix)
+            ),
+            None,
+        )
+        if image is None or image in matches:
+            unmatched.append(out_key)
+        else:
+            matches[image] = out_key
+    return matches, unmatched
+
+
+def list_outputs(s3, bucket: str, prefix: str) -> Iterator[str]:
+    paginator = s3.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith(OUT_SUFFIX):
+                yield item["Key"]
+
+
+class ResultWriter:
+    """Streams rows to a .jsonl and a .csv temporary file (see FIELDS)."""
+
+    def __init__(self) -> None:
+        self.jsonl = tempfile.NamedTemporaryFile("w+", encoding="utf-8", suffix=".jsonl")  # noqa: SIM115
+        self.csv_file = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            "w+", encoding="utf-8", newline="", suffix=".csv"
+        )
+        self._csv = csv.writer(self.csv_file)
+        self._csv.writerow(FIELDS)
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._csv.writerow(_csv_cells(row))
+
+    def close(self) -> None:
+        for handle in (self.jsonl, self.csv_file):
+            handle.close()
+
+    def flush(self) -> tuple[str, str]:
+        for handle in (self.jsonl, self.csv_file):
+            handle.flush()
+        return self.jsonl.name, self.csv_file.name
+
+
+def _csv_cells(row: dict[str, Any]) -> list[Any]:
+    cells = []
+    for field in FIELDS:
+        value = row[field]
+        if field == "top_k":
+            value = "; ".join(f"{g['label']}={g['confidence']:.4f}" for g in value)
+        elif field == "confidence" and value is not None:
+            value = f"{value:.6f}"
+        cells.append("" if value is None else value)
+    return cells
+
+
+def _row(image: str, status: str, *, model: str, batch_id: str, **fields: Any) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(FIELDS)
+    row.update(image=image, status=status, model=model, batch_id=batch_id, top_k=[])
+    row.update(fields)
+    return row
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchToDecode:
+    bucket: str
+    batch_id: str
+    model: str
+    images: Sequence[str]  # keys, in the batch record's order
+    skipped: Sequence[dict[str, Any]]  # {"key", "reason", ...} from the batch record
+    predictions_prefix: str
+    transform_error: str = ""  # the transform job's failure cause, if it failed
+
+
+def decode_batch(
+    s3,
+    batch: BatchToDecode,
+    labels_loader: Callable[[], Sequence[str]],
+    writer: ResultWriter,
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    workers: int = WORKERS,
+    window: int = WINDOW,
+) -> Summary:
+    """Writes one row per object of the batch; the labels are loaded only if an output exists."""
+    summary = Summary(images=len(batch.images))
+    outputs, unmatched = match_outputs(
+        batch.images,
+        list_outputs(s3, batch.bucket, batch.predictions_prefix),
+        batch.predictions_prefix,
+    )
+    summary.unmatched_outputs = len(unmatched)
+    labels = labels_loader() if outputs else ()
+    common = {"model": batch.model, "batch_id": batch.batch_id}
+
+    def row_for(key: str) -> dict[str, Any]:
+        image = s3_uri(batch.bucket, key)
+        out_key = outputs.get(key)
+        if out_key is None:
+            return _row(image, Status.FAILED, reason=_missing_reason(s3, batch, key), **common)
+        try:
+            body = s3.get_object(Bucket=batch.bucket, Key=out_key)["Body"].read()
+            prediction = decode(parse_probabilities(body), labels, top_k)
+        except (LabelError, ClientError) as error:
+            reason = f"unreadable model output {s3_uri(batch.bucket, out_key)}: {error}"
+            return _row(image, Status.FAILED, reason=reason, **common)
+        return _row(image, Status.CLASSIFIED, **prediction.to_dict(), **common)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for start in range(0, len(batch.images), window):
+            for row in pool.map(row_for, batch.images[start : start + window]):
+                writer.write(row)
+                summary.count(row["status"])
+    for skipped in batch.skipped:
+        writer.write(
+            _row(
+                s3_uri(batch.bucket, skipped["key"]),
+                Status.SKIPPED,
+                reason=skipped["reason"],
+                **common,
+            )
+        )
+        summary.count(Status.SKIPPED)
+    return summary
+
+
+def _missing_reason(s3, batch: BatchToDecode, key: str) -> str:
+    try:
+        s3.head_object(Bucket=batch.bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            return DELETED_BEFORE_JOB
+        raise
+    if batch.transform_error:
+        return f"{NO_OUTPUT} (the job failed: {batch.transform_error})"
+    return NO_OUTPUT

@@ -1,0 +1,1 @@
+"""Batch trigger: SQS upload events -> one batch -> one Step Functions execution."""
