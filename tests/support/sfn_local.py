@@ -13,7 +13,8 @@ Shared by every e2e test that executes a state machine (training, batch). API:
   start, and poll until the execution leaves RUNNING.
 - `wait_for_task_token(sfn, execution_arn, "createTrainingJob")`: poll the history until
   the rewritten task is scheduled; returns a `ScheduledTask` (token + the task's
-  evaluated Parameters), to finish it with `sfn.send_task_success(...)` / `send_task_failure`.
+  evaluated Parameters), to finish it with `sfn.send_task_success(...)` or
+  `fail_task(token, error=..., cause=...)` (moto's send_task_failure API drops the cause).
 - `run_execution(...)`: start + wait in one call (for definitions with no callback task).
 - `history(sfn, execution_arn)`, `state_sequence(...)`: for assertions on the path taken.
 
@@ -264,6 +265,18 @@ def wait_for_task_token(
 
 
 _handed_out: dict[str, set[str]] = {}
+
+
+def fail_task(token: str, *, error: str, cause: str) -> None:
+    """send_task_failure WITH its cause (moto 5.2.5's API handler drops `cause`).
+
+    `error` must not start with "States." (moto refuses it; AWS reports a failed .sync
+    job as States.TaskFailed, which the same `States.ALL` Catch handles).
+    """
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    backend = stepfunctions_parser_backends[ACCOUNT][REGION]
+    backend.send_task_failure(token, error=error, cause=cause)
 
 
 def _state_name_of(events: list[dict[str, Any]], task_event: dict[str, Any]) -> str:

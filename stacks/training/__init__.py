@@ -1,0 +1,1 @@
+"""Constructs of the training stack: IAM roles and the state machine definition."""

@@ -1,0 +1,677 @@
+"""The training pipeline's state machine definition (JSONPath ASL, built with CDK states).
+
+Execution input (see docs/training.md):
+
+    {"dataset": "datasets/grocery/",              # key prefix in the training-data bucket
+     "hyperparameters": {"epochs": "10"},         # optional, strings, merged onto the config
+     "instance_type": "ml.g4dn.xlarge"}           # optional, defaults to the config
+
+Path: apply defaults -> check input -> read manifest.json and labels.json -> check them ->
+merge hyperparameters (config <- input <- manifest) -> clamp mini_batch_size -> train
+(.sync) -> gate on validation:accuracy -> copy labels.json beside the artifact -> create the
+SageMaker Model -> point the approved-model SSM parameters at it -> notify. Every failure
+is caught, notified (with its cause) and ends in one Fail state.
+
+Only SDK integrations, no Lambda: every step is visible in the console and runs as-is in moto
+(tests/e2e). JSONPath rather than JSONata because moto executes JSONPath only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from aws_cdk import Duration, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from stacks.config import Config
+from stacks.training.names import (
+    ACCURACY_TAG,
+    CHANNELS,
+    CHECKPOINTS_PREFIX,
+    DATASET_TAG,
+    EXECUTION_TAG,
+    LABELS_FILE,
+    MANIFEST_FILE,
+    TRAINING_JOBS_PREFIX,
+    job_name_prefix,
+)
+
+FAILURE = "$.failure"
+VOLUME_SIZE_GB = 50
+# Room for Step Functions to notice the job's end after SageMaker's own limit.
+TRAINING_TASK_SLACK = Duration.hours(1)
+
+# Errors worth retrying with backoff: throttling (and SageMaker's generic API error, which
+# is what throttling on CreateTrainingJob/CreateModel surfaces as in Step Functions).
+THROTTLING = {
+    "s3": ["S3.SlowDownException", "S3.ServiceUnavailableException"],
+    "ssm": ["Ssm.ThrottlingException", "Ssm.TooManyUpdatesException"],
+    "sns": ["SNS.ThrottledException", "SNS.KMSThrottlingException"],
+    "sagemaker": ["SageMaker.ThrottlingException", "SageMaker.AmazonSageMakerException"],
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Resources:
+    """What the definition points at (the stack passes its constructs)."""
+
+    training_data: s3.IBucket
+    artifacts: s3.IBucket
+    key: kms.IKey
+    topic: sns.ITopic
+    training_role: iam.IRole
+    model_role: iam.IRole
+    image_uri: str
+    model_name_parameter: str
+    labels_uri_parameter: str
+
+
+def _retry_throttling(state, service: str) -> None:
+    state.add_retry(
+        errors=["ThrottlingException", *THROTTLING[service]],
+        interval=Duration.seconds(2),
+        backoff_rate=2.0,
+        max_attempts=5,
+        max_delay=Duration.seconds(60),
+        jitter_strategy=sfn.JitterType.FULL,
+    )
+
+
+def _failure(scope: Construct, name: str, error: str, cause: str) -> sfn.Pass:
+    """A Pass that states why the execution fails (cause: plain text or a States.Format)."""
+    return sfn.Pass(
+        scope,
+        name,
+        parameters={"Error": error, "Cause": cause},
+        result_path=FAILURE,
+    )
+
+
+class TrainingDefinition(Construct):
+    """Builds the chain; `self.start` is the first state."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, config: Config, res: Resources
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.config = config
+        self.res = res
+        self.job_prefix = job_name_prefix(config.prefix)
+
+        # ---- failure path: notify, then fail with the cause --------------------------------
+        failed = sfn.Fail(
+            self,
+            "Failed",
+            error="TrainingPipelineFailed",
+            cause_path=sfn.JsonPath.format(
+                "{}: {}",
+                sfn.JsonPath.string_at("$.failure.Error"),
+                sfn.JsonPath.string_at("$.failure.Cause"),
+            ),
+        )
+        notify_failure = tasks.SnsPublish(
+            self,
+            "Notify failure",
+            topic=res.topic,
+            subject=f"{config.prefix}: training pipeline failed",
+            message=sfn.TaskInput.from_json_path_at(
+                sfn.JsonPath.format(
+                    "Training pipeline execution {} failed. {}: {}",
+                    sfn.JsonPath.execution_name,
+                    sfn.JsonPath.string_at("$.failure.Error"),
+                    sfn.JsonPath.string_at("$.failure.Cause"),
+                )
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        _retry_throttling(notify_failure, "sns")
+        notify_failure.add_catch(failed, errors=["States.ALL"], result_path="$.notify_error")
+        notify_failure.next(failed)
+        self.notify_failure = notify_failure
+
+        # ---- the happy path ------------------------------------------------------------------
+        self.start = self._input().next(self._check_input())
+
+    # Each builder returns the first state of its part and chains to the next part itself.
+
+    def _catch(self, state) -> None:
+        state.add_catch(self.notify_failure, errors=["States.ALL"], result_path=FAILURE)
+
+    def _input(self) -> sfn.Pass:
+        read = sfn.Pass(
+            self,
+            "Read input",
+            comment="Execution input beside its defaults (instance type from the config)",
+            parameters={
+                "defaults": {
+                    "hyperparameters": {},
+                    "instance_type": self.config.training_instance_type,
+                },
+                "input": sfn.JsonPath.entire_payload,
+            },
+        )
+        apply = sfn.Pass(
+            self,
+            "Apply defaults",
+            parameters={
+                "request": sfn.JsonPath.json_merge(
+                    sfn.JsonPath.object_at("$.defaults"), sfn.JsonPath.object_at("$.input")
+                )
+            },
+            output_path="$.request",
+        )
+        return read.next(apply)
+
+    def _check_input(self) -> sfn.Choice:
+        reject = _failure(
+            self,
+            "Reject input",
+            "InvalidInput",
+            "The execution input must be "
+            '{"dataset": "<key prefix in the training-data bucket, ending with />"} '
+            'with optional "hyperparameters" (an object of strings) and "instance_type" '
+            '(e.g. "ml.p3.2xlarge"); see docs/training.md.',
+        ).next(self.notify_failure)
+        dataset, hps, instance = "$.dataset", "$.hyperparameters", "$.instance_type"
+        valid = sfn.Condition.and_(
+            sfn.Condition.is_present(dataset),
+            sfn.Condition.is_string(dataset),
+            sfn.Condition.string_matches(dataset, "*/"),
+            sfn.Condition.not_(sfn.Condition.string_matches(dataset, "s3:*")),
+            sfn.Condition.not_(sfn.Condition.string_matches(dataset, "/*")),
+            sfn.Condition.is_string(instance),
+            sfn.Condition.string_matches(instance, "ml.*"),
+            # An object: none of the scalar types (Choice rules have no IsObject).
+            sfn.Condition.not_(
+                sfn.Condition.or_(
+                    sfn.Condition.is_null(hps),
+                    sfn.Condition.is_string(hps),
+                    sfn.Condition.is_numeric(hps),
+                    sfn.Condition.is_boolean(hps),
+                )
+            ),
+        )
+        return sfn.Choice(self, "Check input").when(valid, self._read_dataset()).otherwise(reject)
+
+    def _read_dataset(self) -> sfn.IChainable:
+        res = self.res
+        bucket = res.training_data.bucket_name
+        read_manifest = tasks.CallAwsService(
+            self,
+            "Read manifest",
+            service="s3",
+            action="getObject",
+            parameters={
+                "Bucket": bucket,
+                "Key": sfn.JsonPath.format(
+                    f"{{}}{MANIFEST_FILE}", sfn.JsonPath.string_at("$.dataset")
+                ),
+            },
+            iam_action="s3:GetObject",
+            iam_resources=[res.training_data.arn_for_objects(f"*/{MANIFEST_FILE}")],
+            result_selector={
+                "content": sfn.JsonPath.string_to_json(sfn.JsonPath.string_at("$.Body"))
+            },
+            result_path="$.manifest",
+        )
+        # Only the two numbers the algorithm needs survive into the next state.
+        read_labels = tasks.CallAwsService(
+            self,
+            "Read labels",
+            service="s3",
+            action="getObject",
+            parameters={
+                "Bucket": bucket,
+                "Key": sfn.JsonPath.format(
+                    f"{{}}{LABELS_FILE}", sfn.JsonPath.string_at("$.dataset")
+                ),
+            },
+            iam_action="s3:GetObject",
+            iam_resources=[res.training_data.arn_for_objects(f"*/{LABELS_FILE}")],
+            result_selector={
+                "count": sfn.JsonPath.array_length(
+                    sfn.JsonPath.string_to_json(sfn.JsonPath.string_at("$.Body"))
+                )
+            },
+            result_path="$.labels",
+        )
+        for state, missing in ((read_manifest, MANIFEST_FILE), (read_labels, LABELS_FILE)):
+            _retry_throttling(state, "s3")
+            not_found = _failure(
+                self,
+                f"Missing {missing}",
+                "DatasetIncomplete",
+                sfn.JsonPath.format(
+                    f"No {missing} under s3://{bucket}/{{}}: pass the key prefix of a dataset "
+                    "uploaded with `python -m preprocessing upload` (it writes manifest.json last).",
+                    sfn.JsonPath.string_at("$.dataset"),
+                ),
+            ).next(self.notify_failure)
+            state.add_catch(not_found, errors=["S3.NoSuchKeyException"], result_path=FAILURE)
+            self._catch(state)
+        return read_manifest.next(read_labels).next(self._check_manifest())
+
+    def _check_manifest(self) -> sfn.Choice:
+        classes, samples = (
+            "$.manifest.content.num_classes",
+            "$.manifest.content.num_training_samples",
+        )
+        fields_missing = _failure(
+            self,
+            "Manifest lacks counts",
+            "ManifestInvalid",
+            sfn.JsonPath.format(
+                f"{MANIFEST_FILE} under {{}} must hold the numbers num_classes and "
+                "num_training_samples (as written by `python -m preprocessing prepare`).",
+                sfn.JsonPath.string_at("$.dataset"),
+            ),
+        ).next(self.notify_failure)
+        inconsistent = _failure(
+            self,
+            "Manifest inconsistent",
+            "ManifestInvalid",
+            sfn.JsonPath.format(
+                f"{MANIFEST_FILE} under {{}} is inconsistent: num_classes={{}} (needs >= 2 and "
+                f"the {LABELS_FILE} length, {{}}), num_training_samples={{}} (needs >= 1).",
+                sfn.JsonPath.string_at("$.dataset"),
+                sfn.JsonPath.string_at(classes),
+                sfn.JsonPath.string_at("$.labels.count"),
+                sfn.JsonPath.string_at(samples),
+            ),
+        ).next(self.notify_failure)
+        has_counts = sfn.Condition.and_(
+            sfn.Condition.is_present(classes),
+            sfn.Condition.is_numeric(classes),
+            sfn.Condition.is_present(samples),
+            sfn.Condition.is_numeric(samples),
+        )
+        consistent = sfn.Condition.and_(
+            sfn.Condition.number_greater_than_equals(classes, 2),
+            sfn.Condition.number_equals_json_path(classes, "$.labels.count"),
+            sfn.Condition.number_greater_than_equals(samples, 1),
+        )
+        return (
+            sfn.Choice(self, "Check manifest")
+            .when(sfn.Condition.not_(has_counts), fields_missing)
+            .when(sfn.Condition.not_(consistent), inconsistent)
+            .otherwise(self._hyperparameters())
+        )
+
+    def _hyperparameters(self) -> sfn.IChainable:
+        manifest = "$.manifest.content"
+        collect = sfn.Pass(
+            self,
+            "Collect hyperparameters",
+            comment="Configured, requested (execution input) and manifest values, in merge order",
+            parameters={
+                "dataset": sfn.JsonPath.string_at("$.dataset"),
+                "instance_type": sfn.JsonPath.string_at("$.instance_type"),
+                "configured": dict(self.config.hyperparameters),
+                "requested": sfn.JsonPath.object_at("$.hyperparameters"),
+                "from_manifest": {
+                    "num_classes": sfn.JsonPath.format(
+                        "{}", sfn.JsonPath.string_at(f"{manifest}.num_classes")
+                    ),
+                    "num_training_samples": sfn.JsonPath.format(
+                        "{}", sfn.JsonPath.string_at(f"{manifest}.num_training_samples")
+                    ),
+                },
+                "num_training_samples": sfn.JsonPath.number_at(f"{manifest}.num_training_samples"),
+            },
+        )
+        merge = sfn.Pass(
+            self,
+            "Merge hyperparameters",
+            comment="num_classes and num_training_samples always come from the manifest",
+            parameters={
+                "dataset": sfn.JsonPath.string_at("$.dataset"),
+                "instance_type": sfn.JsonPath.string_at("$.instance_type"),
+                "num_training_samples": sfn.JsonPath.number_at("$.num_training_samples"),
+                "hyperparameters": sfn.JsonPath.json_merge(
+                    sfn.JsonPath.json_merge(
+                        sfn.JsonPath.object_at("$.configured"),
+                        sfn.JsonPath.object_at("$.requested"),
+                    ),
+                    sfn.JsonPath.object_at("$.from_manifest"),
+                ),
+            },
+        )
+        mini_batch = "$.hyperparameters.mini_batch_size"
+        not_text = _failure(
+            self,
+            "Reject mini_batch_size",
+            "InvalidInput",
+            'hyperparameters.mini_batch_size must be a string holding a whole number, e.g. "32".',
+        ).next(self.notify_failure)
+        read_batch = sfn.Pass(
+            self,
+            "Read mini-batch size",
+            parameters={"value": sfn.JsonPath.string_to_json(sfn.JsonPath.string_at(mini_batch))},
+            result_path="$.mini_batch_size",
+        )
+        clamp = sfn.Pass(
+            self,
+            "Clamp mini-batch size",
+            comment="The algorithm fails if mini_batch_size exceeds the number of training images",
+            input_path="$.hyperparameters.num_training_samples",
+            result_path=mini_batch,
+        )
+        train = self._train()
+        check_batch = (
+            sfn.Choice(self, "Check mini-batch size")
+            .when(
+                sfn.Condition.number_greater_than_json_path(
+                    "$.mini_batch_size.value", "$.num_training_samples"
+                ),
+                clamp.next(train),
+            )
+            .otherwise(train)
+        )
+        batch_is_text = (
+            sfn.Choice(self, "Check mini_batch_size type")
+            .when(sfn.Condition.is_string(mini_batch), read_batch.next(check_batch))
+            .otherwise(not_text)
+        )
+        return collect.next(merge).next(batch_is_text)
+
+    def _job_name(self) -> str:
+        """`<prefix>-train-<md5(execution id#attempt)>`: unique per execution and retry, <= 59 chars."""
+        return (
+            f"States.Format('{self.job_prefix}{{}}', States.Hash("
+            "States.Format('{}#{}', $$.Execution.Id, $$.State.RetryCount), 'MD5'))"
+        )
+
+    def training_parameters(self) -> dict:
+        """CreateTrainingJob's Parameters (raw ASL: spot + checkpoints are not in the L2 task)."""
+        c, res = self.config, self.res
+        data, artifacts = res.training_data.bucket_name, res.artifacts.bucket_name
+
+        def channel(name: str) -> dict:
+            return {
+                "ChannelName": name,
+                "ContentType": "application/x-image",
+                "CompressionType": "None",
+                "InputMode": "File",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3DataDistributionType": "FullyReplicated",
+                        "S3Uri.$": f"States.Format('s3://{data}/{{}}{name}/', $.dataset)",
+                    }
+                },
+            }
+
+        job_name = self._job_name()
+        stopping = {"MaxRuntimeInSeconds": c.training_max_runtime_seconds}
+        params = {
+            "TrainingJobName.$": job_name,
+            "AlgorithmSpecification": {
+                "TrainingImage": res.image_uri,
+                "TrainingInputMode": "File",
+            },
+            "RoleArn": res.training_role.role_arn,
+            "HyperParameters.$": "$.hyperparameters",
+            "InputDataConfig": [channel(name) for name in CHANNELS],
+            "OutputDataConfig": {
+                "S3OutputPath": f"s3://{artifacts}/{TRAINING_JOBS_PREFIX}",
+                "KmsKeyId": res.key.key_arn,
+            },
+            "ResourceConfig": {
+                "InstanceCount": 1,
+                "InstanceType.$": "$.instance_type",
+                "VolumeSizeInGB": VOLUME_SIZE_GB,
+                "VolumeKmsKeyId": res.key.key_arn,
+            },
+            "StoppingCondition": stopping,
+            "EnableNetworkIsolation": True,
+            "EnableInterContainerTrafficEncryption": True,
+            "Tags": [
+                {"Key": EXECUTION_TAG, "Value.$": "$$.Execution.Id"},
+                {"Key": DATASET_TAG, "Value.$": "$.dataset"},
+            ],
+        }
+        if c.use_spot_training:
+            stopping["MaxWaitTimeInSeconds"] = c.spot_max_wait_seconds
+            params["EnableManagedSpotTraining"] = True
+            # Per job: SageMaker resumes an interrupted spot job from here.
+            params["CheckpointConfig"] = {
+                "S3Uri.$": f"States.Format('s3://{artifacts}/{CHECKPOINTS_PREFIX}{{}}/', {job_name})"
+            }
+        return params
+
+    def training_timeout(self) -> Duration:
+        c = self.config
+        limit = c.spot_max_wait_seconds if c.use_spot_training else c.training_max_runtime_seconds
+        return Duration.seconds(limit + TRAINING_TASK_SLACK.to_seconds())
+
+    def _train(self) -> sfn.IChainable:
+        train = sfn.CustomState(
+            self,
+            "Train",
+            state_json={
+                "Type": "Task",
+                "Comment": "GPU training job of the built-in image-classification algorithm; "
+                "waits for the job to end (.sync)",
+                "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+                "Parameters": self.training_parameters(),
+                "TimeoutSeconds": int(self.training_timeout().to_seconds()),
+                "ResultPath": "$.training",
+            },
+        )
+        # Each retry gets a new job name ($$.State.RetryCount is part of it).
+        train.add_retry(
+            errors=["ThrottlingException", *THROTTLING["sagemaker"]],
+            interval=Duration.seconds(5),
+            backoff_rate=2.0,
+            max_attempts=3,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        self._catch(train)
+        return train.next(self._gate())
+
+    def _gate(self) -> sfn.IChainable:
+        threshold = self.config.accuracy_threshold
+        accuracy = "$.metrics.validation_accuracy[0]"
+        job = sfn.JsonPath.string_at("$.training.TrainingJobName")
+        no_metric = _failure(
+            self,
+            "No accuracy metric",
+            "AccuracyMissing",
+            sfn.JsonPath.format(
+                "Training job {} reported no validation:accuracy: nothing was registered.", job
+            ),
+        ).next(self.notify_failure)
+        too_low = _failure(
+            self,
+            "Accuracy below threshold",
+            "AccuracyBelowThreshold",
+            sfn.JsonPath.format(
+                f"validation:accuracy {{}} of training job {{}} is below the threshold {threshold}: "
+                "nothing was registered.",
+                sfn.JsonPath.string_at(accuracy),
+                job,
+            ),
+        ).next(self.notify_failure)
+        read = sfn.Pass(
+            self,
+            "Read accuracy",
+            parameters={
+                "validation_accuracy": sfn.JsonPath.list_at(
+                    "$.training.FinalMetricDataList[?(@.MetricName == 'validation:accuracy')].Value"
+                )
+            },
+            result_path="$.metrics",
+        )
+        gate = (
+            sfn.Choice(
+                self, "Check accuracy", comment=f"Quality gate: validation:accuracy >= {threshold}"
+            )
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present(accuracy),
+                    sfn.Condition.is_numeric(accuracy),
+                    sfn.Condition.number_greater_than_equals(accuracy, threshold),
+                ),
+                self._register(),
+            )
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present(accuracy), sfn.Condition.is_numeric(accuracy)
+                ),
+                too_low,
+            )
+            .otherwise(no_metric)
+        )
+        has_metrics = (
+            sfn.Choice(self, "Has metrics")
+            .when(sfn.Condition.is_present("$.training.FinalMetricDataList"), read.next(gate))
+            .otherwise(no_metric)
+        )
+        return has_metrics
+
+    def _register(self) -> sfn.IChainable:
+        res = self.res
+        artifacts, data = res.artifacts.bucket_name, res.training_data.bucket_name
+        job = sfn.JsonPath.string_at("$.training.TrainingJobName")
+        describe = sfn.Pass(
+            self,
+            "Describe model",
+            comment="Everything the registration steps and the notification need",
+            parameters={
+                "training_job": job,
+                "artifact": sfn.JsonPath.string_at("$.training.ModelArtifacts.S3ModelArtifacts"),
+                "validation_accuracy": sfn.JsonPath.number_at("$.metrics.validation_accuracy[0]"),
+                "accuracy_threshold": self.config.accuracy_threshold,
+                "dataset": sfn.JsonPath.string_at("$.dataset"),
+                "labels_source": sfn.JsonPath.format(
+                    f"{data}/{{}}{LABELS_FILE}", sfn.JsonPath.string_at("$.dataset")
+                ),
+                "labels_key": sfn.JsonPath.format(f"{TRAINING_JOBS_PREFIX}{{}}/{LABELS_FILE}", job),
+                "labels_uri": sfn.JsonPath.format(
+                    f"s3://{artifacts}/{TRAINING_JOBS_PREFIX}{{}}/{LABELS_FILE}", job
+                ),
+            },
+        )
+        copy_labels = tasks.CallAwsService(
+            self,
+            "Copy labels beside model",
+            service="s3",
+            action="copyObject",
+            parameters={
+                "Bucket": artifacts,
+                "Key": sfn.JsonPath.string_at("$.labels_key"),
+                "CopySource": sfn.JsonPath.string_at("$.labels_source"),
+            },
+            # CopyObject is authorized as GetObject on the source ("Read labels" grants it)
+            # and PutObject on the target.
+            iam_action="s3:PutObject",
+            iam_resources=[res.artifacts.arn_for_objects(f"{TRAINING_JOBS_PREFIX}*/{LABELS_FILE}")],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        create_model = sfn.CustomState(
+            self,
+            "Create model",
+            state_json={
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sagemaker:createModel",
+                "Parameters": self.model_parameters(),
+                # The Model's name is the last part of its ARN.
+                "ResultSelector": {
+                    "name.$": "States.ArrayGetItem(States.StringSplit($.ModelArn, '/'), 1)",
+                    "arn.$": "$.ModelArn",
+                },
+                "ResultPath": "$.model",
+            },
+        )
+        point_labels = self._put_parameter(
+            "Point labels-uri at new labels", res.labels_uri_parameter, "$.labels_uri"
+        )
+        point_model = self._put_parameter(
+            "Point model-name at new model", res.model_name_parameter, "$.model.name"
+        )
+        notify = tasks.SnsPublish(
+            self,
+            "Notify success",
+            topic=res.topic,
+            subject=f"{self.config.prefix}: new model approved",
+            message=sfn.TaskInput.from_json_path_at(
+                sfn.JsonPath.format(
+                    "Model {} is now the approved model: validation:accuracy {} (threshold {}). "
+                    "Training job {}, artifact {}, labels {}, dataset {}.",
+                    sfn.JsonPath.string_at("$.model.name"),
+                    sfn.JsonPath.string_at("$.validation_accuracy"),
+                    sfn.JsonPath.string_at("$.accuracy_threshold"),
+                    sfn.JsonPath.string_at("$.training_job"),
+                    sfn.JsonPath.string_at("$.artifact"),
+                    sfn.JsonPath.string_at("$.labels_uri"),
+                    sfn.JsonPath.string_at("$.dataset"),
+                )
+            ),
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        _retry_throttling(copy_labels, "s3")
+        create_model.add_retry(
+            errors=["ThrottlingException", *THROTTLING["sagemaker"]],
+            interval=Duration.seconds(2),
+            backoff_rate=2.0,
+            max_attempts=5,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        _retry_throttling(notify, "sns")
+        for state in (copy_labels, create_model, point_labels, point_model):
+            self._catch(state)
+        # The model is approved once the pointer moved; a failed e-mail does not undo that.
+        done = sfn.Succeed(self, "Model approved")
+        notify.add_catch(done, errors=["States.ALL"], result_path="$.notify_error")
+        return (
+            describe.next(copy_labels)
+            .next(create_model)
+            .next(point_labels)
+            .next(point_model)
+            .next(notify)
+            .next(done)
+        )
+
+    def model_parameters(self) -> dict:
+        res = self.res
+        return {
+            # Unique per execution (the job name) and per retry of this state.
+            "ModelName.$": "States.Format('{}-{}', $.training_job, $$.State.RetryCount)",
+            "PrimaryContainer": {"Image": res.image_uri, "ModelDataUrl.$": "$.artifact"},
+            "ExecutionRoleArn": res.model_role.role_arn,
+            "EnableNetworkIsolation": True,
+            "Tags": [
+                {"Key": EXECUTION_TAG, "Value.$": "$$.Execution.Id"},
+                {"Key": DATASET_TAG, "Value.$": "$.dataset"},
+                {"Key": ACCURACY_TAG, "Value.$": "States.Format('{}', $.validation_accuracy)"},
+            ],
+        }
+
+    def _put_parameter(self, name: str, parameter: str, value_path: str) -> tasks.CallAwsService:
+        stack = Stack.of(self)
+        put = tasks.CallAwsService(
+            self,
+            name,
+            service="ssm",
+            action="putParameter",
+            parameters={
+                "Name": parameter,
+                "Value": sfn.JsonPath.string_at(value_path),
+                "Overwrite": True,
+            },
+            iam_action="ssm:PutParameter",
+            iam_resources=[
+                stack.format_arn(
+                    service="ssm", resource="parameter", resource_name=parameter.lstrip("/")
+                )
+            ],
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        _retry_throttling(put, "ssm")
+        return put

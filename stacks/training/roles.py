@@ -1,0 +1,304 @@
+"""Least-privilege roles of the training pipeline: the training job's, the model's, the state machine's.
+
+Every statement is written out (no `*FullAccess` managed policy, no `grant_*` that widens
+to `s3:*Object*`), so that a reviewer can read exactly what each principal may do.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Fn
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.constructs.acknowledge import acknowledge_nag
+from stacks.names import INCOMING_PREFIX, PREDICTIONS_PREFIX
+from stacks.training.nag import iam5_resource, imported_attribute
+from stacks.training.names import CHECKPOINTS_PREFIX, TRAINING_JOBS_PREFIX
+
+SAGEMAKER = "sagemaker.amazonaws.com"
+# Managed rule that Step Functions creates to learn when a `.sync` training job ends.
+SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+
+
+def _kms_use(key: kms.IKey, *, create_grant: bool) -> list[iam.PolicyStatement]:
+    statements = [
+        iam.PolicyStatement(
+            sid="UseDataKey",
+            actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+            resources=[key.key_arn],
+        )
+    ]
+    if create_grant:
+        # SageMaker encrypts the instance's ML storage volume (VolumeKmsKeyId) through a grant.
+        statements.append(
+            iam.PolicyStatement(
+                sid="GrantDataKeyToSageMakerVolumes",
+                actions=["kms:CreateGrant"],
+                resources=[key.key_arn],
+                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
+            )
+        )
+    return statements
+
+
+def _algorithm_image_pull(image_uri: str) -> list[iam.PolicyStatement]:
+    """Pull the built-in algorithm image (`<account>.dkr.ecr.<region>.../image-classification:1`)."""
+    account = Fn.select(0, Fn.split(".", image_uri))
+    repository = f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:{account}:repository/image-classification"
+    return [
+        iam.PolicyStatement(
+            sid="PullAlgorithmImage",
+            actions=[
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+            ],
+            resources=[repository],
+        ),
+        iam.PolicyStatement(
+            sid="EcrLogin",
+            actions=["ecr:GetAuthorizationToken"],
+            resources=["*"],  # GetAuthorizationToken has no resource-level permissions
+        ),
+    ]
+
+
+def _logs_and_metrics(kind: str) -> list[iam.PolicyStatement]:
+    """CloudWatch Logs under /aws/sagemaker/<kind> and metrics in that namespace only."""
+    stack_logs = (
+        f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/{kind}"
+    )
+    return [
+        iam.PolicyStatement(
+            sid=f"Write{kind}Logs",
+            actions=[
+                "logs:CreateLogGroup",
+                "logs:CreateLogStream",
+                "logs:DescribeLogStreams",
+                "logs:PutLogEvents",
+            ],
+            resources=[stack_logs, f"{stack_logs}:*"],
+        ),
+        iam.PolicyStatement(
+            sid=f"Put{kind}Metrics",
+            actions=["cloudwatch:PutMetricData"],
+            resources=["*"],  # PutMetricData has no resource-level permissions
+            conditions={"StringEquals": {"cloudwatch:namespace": f"/aws/sagemaker/{kind}"}},
+        ),
+    ]
+
+
+def _acknowledge_wildcards(role: iam.Role, what: str) -> None:
+    policy = role.node.find_child("DefaultPolicy")
+    acknowledge_nag(
+        policy,
+        "AwsSolutions-IAM5[Resource::*]",
+        "ecr:GetAuthorizationToken and cloudwatch:PutMetricData support no resource-level "
+        f"permissions; PutMetricData is limited to the {what} namespace by condition.",
+    )
+
+
+def _log_group_pattern(kind: str) -> str:
+    return f"arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/{kind}:*"
+
+
+def _acknowledge_prefixes(role: iam.Role, findings: dict[str, str]) -> None:
+    policy = role.node.find_child("DefaultPolicy")
+    for resource, reason in findings.items():
+        acknowledge_nag(policy, iam5_resource(resource), f"Prefix-scoped wildcard: {reason}.")
+
+
+def training_role(
+    scope: Construct,
+    *,
+    training_data: s3.IBucket,
+    artifacts: s3.IBucket,
+    key: kms.IKey,
+    image_uri: str,
+) -> iam.Role:
+    """The training job's role: read the training data, write this pipeline's artifacts."""
+    role = iam.Role(
+        scope,
+        "TrainingJobRole",
+        assumed_by=iam.ServicePrincipal(
+            SAGEMAKER, conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+        ),
+        description="SageMaker training jobs of the grocery pipeline: read training data, write artifacts",
+    )
+    statements = [
+        iam.PolicyStatement(
+            sid="ReadTrainingData",
+            actions=["s3:GetObject"],
+            resources=[training_data.arn_for_objects("*")],
+        ),
+        iam.PolicyStatement(
+            sid="ListTrainingData",
+            actions=["s3:ListBucket", "s3:GetBucketLocation"],
+            resources=[training_data.bucket_arn],
+        ),
+        iam.PolicyStatement(
+            sid="WriteModelArtifactsAndCheckpoints",
+            actions=["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
+            resources=[
+                artifacts.arn_for_objects(f"{TRAINING_JOBS_PREFIX}*"),
+                artifacts.arn_for_objects(f"{CHECKPOINTS_PREFIX}*"),
+            ],
+        ),
+        iam.PolicyStatement(
+            sid="ListCheckpoints",
+            actions=["s3:ListBucket", "s3:GetBucketLocation"],
+            resources=[artifacts.bucket_arn],
+        ),
+        *_kms_use(key, create_grant=True),
+        *_algorithm_image_pull(image_uri),
+        *_logs_and_metrics("TrainingJobs"),
+    ]
+    for statement in statements:
+        role.add_to_principal_policy(statement)
+    _acknowledge_wildcards(role, "/aws/sagemaker/TrainingJobs")
+    _acknowledge_prefixes(
+        role,
+        {
+            f"{imported_attribute(training_data)}/*": "training reads the dataset prefix chosen "
+            "per execution, in the training-data bucket only",
+            f"{imported_attribute(artifacts)}/{TRAINING_JOBS_PREFIX}*": "SageMaker writes "
+            "<job name>/output/model.tar.gz; job names are computed per execution",
+            f"{imported_attribute(artifacts)}/{CHECKPOINTS_PREFIX}*": "spot checkpoints of "
+            "the job, under checkpoints/<job name>/",
+            _log_group_pattern("TrainingJobs"): "the log streams SageMaker names after each job",
+        },
+    )
+    return role
+
+
+def model_role(
+    scope: Construct,
+    *,
+    artifacts: s3.IBucket,
+    inference: s3.IBucket,
+    key: kms.IKey,
+    image_uri: str,
+) -> iam.Role:
+    """The SageMaker Model's role, used by the endpoint and by batch transform jobs.
+
+    A transform job has no role of its own: it reads its input and writes its output
+    with the model's role, hence the inference bucket's incoming/ and predictions/.
+    """
+    role = iam.Role(
+        scope,
+        "ModelRole",
+        assumed_by=iam.ServicePrincipal(
+            SAGEMAKER, conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+        ),
+        description="SageMaker Models of the grocery pipeline: read artifacts; transform I/O",
+    )
+    statements = [
+        iam.PolicyStatement(
+            sid="ReadModelArtifacts",
+            actions=["s3:GetObject"],
+            resources=[artifacts.arn_for_objects(f"{TRAINING_JOBS_PREFIX}*")],
+        ),
+        iam.PolicyStatement(
+            sid="ReadTransformInput",
+            actions=["s3:GetObject"],
+            resources=[inference.arn_for_objects(f"{INCOMING_PREFIX}*")],
+        ),
+        iam.PolicyStatement(
+            sid="ListTransformInput",
+            actions=["s3:ListBucket"],
+            resources=[inference.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{INCOMING_PREFIX}*"]}},
+        ),
+        iam.PolicyStatement(
+            sid="WriteTransformOutput",
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+            resources=[inference.arn_for_objects(f"{PREDICTIONS_PREFIX}*")],
+        ),
+        *_kms_use(key, create_grant=True),
+        *_algorithm_image_pull(image_uri),
+        *_logs_and_metrics("Endpoints"),
+        *_logs_and_metrics("TransformJobs"),
+    ]
+    for statement in statements:
+        role.add_to_principal_policy(statement)
+    _acknowledge_wildcards(role, "/aws/sagemaker/Endpoints and /aws/sagemaker/TransformJobs")
+    _acknowledge_prefixes(
+        role,
+        {
+            f"{imported_attribute(artifacts)}/{TRAINING_JOBS_PREFIX}*": "the model.tar.gz of "
+            "whichever training job passed the gate",
+            f"{imported_attribute(inference)}/{INCOMING_PREFIX}*": "transform input: any "
+            "image uploaded under incoming/",
+            f"{imported_attribute(inference)}/{PREDICTIONS_PREFIX}*": "transform output, "
+            "written under predictions/",
+            _log_group_pattern("Endpoints"): "the log streams SageMaker names after each variant",
+            _log_group_pattern("TransformJobs"): "the log streams SageMaker names after each job",
+        },
+    )
+    return role
+
+
+def grant_state_machine(
+    role: iam.IRole,
+    *,
+    job_prefix: str,
+    model_prefix: str,
+    training_role: iam.IRole,
+    model_role: iam.IRole,
+    training_data: s3.IBucket,
+    key: kms.IKey,
+) -> None:
+    """What the SageMaker tasks need (REFERENCE.md section 2 for the `.sync` part), plus KMS.
+
+    The S3, SSM and SNS tasks grant their own calls (CallAwsService / SnsPublish, with the
+    exact object and parameter ARNs given in definition.py).
+    """
+    sagemaker_arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+    training_jobs = f"{sagemaker_arn}:training-job/{job_prefix}*"
+    models = f"{sagemaker_arn}:model/{model_prefix}*"
+    statements = [
+        iam.PolicyStatement(
+            sid="RunTrainingJobs",
+            actions=[
+                "sagemaker:CreateTrainingJob",
+                "sagemaker:DescribeTrainingJob",
+                "sagemaker:StopTrainingJob",
+            ],
+            resources=[training_jobs],
+        ),
+        iam.PolicyStatement(
+            sid="CreateModels",
+            actions=["sagemaker:CreateModel"],
+            resources=[models],
+        ),
+        # Step Functions tags the jobs it starts; the definition tags jobs and models too.
+        iam.PolicyStatement(
+            sid="TagJobsAndModels",
+            actions=["sagemaker:AddTags"],
+            resources=[training_jobs, models],
+        ),
+        iam.PolicyStatement(
+            sid="PassRolesToSageMaker",
+            actions=["iam:PassRole"],
+            resources=[training_role.role_arn, model_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER}},
+        ),
+        iam.PolicyStatement(
+            sid="SyncTrainingJobEvents",
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[
+                f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/{SYNC_RULE}"
+            ],
+        ),
+        # Without ListBucket, S3 answers a missing manifest with 403 instead of NoSuchKey.
+        iam.PolicyStatement(
+            sid="TellMissingDatasetFiles",
+            actions=["s3:ListBucket"],
+            resources=[training_data.bucket_arn],
+        ),
+        *_kms_use(key, create_grant=True),
+    ]
+    for statement in statements:
+        role.add_to_principal_policy(statement)

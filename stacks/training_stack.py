@@ -1,0 +1,159 @@
+"""Training: the GPU training pipeline (Step Functions) and the approved-model pointer (SSM)."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_ssm as ssm
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from stacks.config import Config
+from stacks.constructs.acknowledge import acknowledge_nag
+from stacks.image_uri import algorithm_image_uri
+from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
+from stacks.storage_stack import StorageStack
+from stacks.training.definition import Resources, TrainingDefinition
+from stacks.training.nag import iam5_resource, imported_attribute
+from stacks.training.names import LABELS_FILE, MANIFEST_FILE, TRAINING_JOBS_PREFIX, job_name_prefix
+from stacks.training.roles import grant_state_machine, model_role, training_role
+
+
+class TrainingStack(Stack):
+    """`self.state_machine` trains, gates and registers; `self.model_role` runs the Models.
+
+    The two SSM parameters exist from the first deploy (value "none") so that the serving
+    and batch stacks can read them before any model was approved.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: Config,
+        storage: StorageStack,
+        **kwargs,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        image_uri = algorithm_image_uri(self)
+
+        self.model_name_parameter = ssm.StringParameter(
+            self,
+            "ApprovedModelName",
+            parameter_name=approved_model_parameter(config.prefix, "model-name"),
+            string_value=NO_APPROVED_MODEL,
+            description="SageMaker Model that passed the training pipeline's quality gate "
+            "(written by the training state machine)",
+        )
+        self.labels_uri_parameter = ssm.StringParameter(
+            self,
+            "ApprovedModelLabels",
+            parameter_name=approved_model_parameter(config.prefix, "labels-uri"),
+            string_value=NO_APPROVED_MODEL,
+            description="s3 URI of the approved model's labels.json (written by the training "
+            "state machine)",
+        )
+
+        self.training_role = training_role(
+            self,
+            training_data=storage.training_data,
+            artifacts=storage.artifacts,
+            key=storage.key,
+            image_uri=image_uri,
+        )
+        self.model_role = model_role(
+            self,
+            artifacts=storage.artifacts,
+            inference=storage.inference,
+            key=storage.key,
+            image_uri=image_uri,
+        )
+
+        self.definition = TrainingDefinition(
+            self,
+            "Definition",
+            config=config,
+            res=Resources(
+                training_data=storage.training_data,
+                artifacts=storage.artifacts,
+                key=storage.key,
+                topic=storage.topic,
+                training_role=self.training_role,
+                model_role=self.model_role,
+                image_uri=image_uri,
+                # Literal names (not Refs): the definition reads as deployed.
+                model_name_parameter=approved_model_parameter(config.prefix, "model-name"),
+                labels_uri_parameter=approved_model_parameter(config.prefix, "labels-uri"),
+            ),
+        )
+
+        log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            encryption_key=storage.key,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "Pipeline",
+            state_machine_name=f"{config.prefix}-training",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            definition_body=sfn.DefinitionBody.from_chainable(self.definition.start),
+            comment="Train the grocery classifier on GPU, gate on validation:accuracy, "
+            "register the model; see docs/training.md",
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+        )
+        grant_state_machine(
+            self.state_machine.role,
+            job_prefix=job_name_prefix(config.prefix),
+            model_prefix=job_name_prefix(config.prefix),
+            training_role=self.training_role,
+            model_role=self.model_role,
+            training_data=storage.training_data,
+            key=storage.key,
+        )
+        self._acknowledge(config, storage)
+        # The state machine names its role by GetAtt already; CDK's extra DependsOn on the
+        # role is cfn-lint W3005. Keep the DependsOn on the role's policy (IAM must be in
+        # place before the first execution).
+        policy = self.state_machine.role.node.find_child("DefaultPolicy").node.default_child
+        self.state_machine.node.default_child.add_override(
+            "DependsOn", [self.get_logical_id(policy)]
+        )
+
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        # No output re-exports a storage value (cfn-lint W6001): the artifacts bucket is
+        # Grocery-Storage's ArtifactsBucketName; each execution's output names its artifact.
+        CfnOutput(self, "ModelRoleArn", value=self.model_role.role_arn)
+        CfnOutput(self, "ModelNameParameter", value=self.model_name_parameter.parameter_name)
+        CfnOutput(self, "LabelsUriParameter", value=self.labels_uri_parameter.parameter_name)
+
+    def _acknowledge(self, config: Config, storage: StorageStack) -> None:
+        policy = self.state_machine.role.node.find_child("DefaultPolicy")
+        prefix = job_name_prefix(config.prefix)
+        sagemaker = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
+        data, artifacts = (
+            imported_attribute(storage.training_data),
+            imported_attribute(storage.artifacts),
+        )
+        findings = {
+            f"{sagemaker}:training-job/{prefix}*": "job names are computed per execution and "
+            "retry (a hash), so only the pipeline's name prefix can scope them",
+            f"{sagemaker}:model/{prefix}*": "model names derive from the job name; scoped to the "
+            "pipeline's name prefix",
+            f"{data}/*/{MANIFEST_FILE}": "the dataset prefix is chosen per execution; only "
+            "manifest.json files are readable",
+            f"{data}/*/{LABELS_FILE}": "the dataset prefix is chosen per execution; only "
+            "labels.json files are readable",
+            f"{artifacts}/{TRAINING_JOBS_PREFIX}*/{LABELS_FILE}": "labels.json is copied beside "
+            "each new model artifact; nothing else is writable",
+            "*": "X-Ray PutTraceSegments/PutTelemetryRecords and the CloudWatch Logs delivery "
+            "actions support no resource-level permissions",
+        }
+        for resource, reason in findings.items():
+            acknowledge_nag(policy, iam5_resource(resource), reason)
