@@ -136,7 +136,7 @@ def _sequence(event: ObjectEvent) -> tuple[int, str]:
 
 def batch_id_for(events: list[ObjectEvent]) -> str:
     """Deterministic: the same events (in any order, any number of times) give the same id."""
-    digest = hashlib.sha256("\n\n".join(sorted(e.identity for e in events)).encode()).hexdigest()
+    digest = hashlib.sha256("\n\n".join(sorted({e.identity for e in events})).encode()).hexdigest()
     earliest = min(_parse_time(e.event_time) for e in events)
     return f"{earliest:%Y%m%d-%H%M%S}-{digest[:12]}"
 
