@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,7 @@ class Run:
     seconds: float
     peak_pss_mb: float
     max_rss_mb: float
+    cpu_seconds: float  # user + sys of the whole process tree
 
     @property
     def rate(self) -> float:
@@ -89,6 +91,7 @@ def _proc_field(path: str, name: str) -> int:
 
 def _measure(command: list[str], images: int) -> Run:
     """Run command as a subprocess; time it and sample its process tree's memory."""
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak, high_water = 0, 0
@@ -103,13 +106,18 @@ def _measure(command: list[str], images: int) -> Run:
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    stdout, stderr = process.communicate()
+    _, stderr = process.communicate()
     seconds = time.perf_counter() - started
     done.set()
     sampler.join()
     if process.returncode != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(command)}\n{stderr.decode()}")
-    return Run(images, seconds, peak / 1024, high_water / 1024)
+    return Run(images, seconds, peak / 1024, high_water / 1024, _children_cpu() - cpu_before)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # includes waited-for grandchildren
+    return usage.ru_utime + usage.ru_stime
 
 
 def naive_loop(list_file: Path, out: Path, size: int) -> None:
@@ -145,6 +153,12 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=348)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (best kept)")
     parser.add_argument("--scale", type=int, default=4, help="copies for the memory check")
+    parser.add_argument(
+        "--tmp",
+        type=Path,
+        help="where outputs are written (default: the system temp dir); e.g. /dev/shm takes "
+        "the disk's file-creation cost out of both contenders",
+    )
     parser.add_argument("--naive", nargs=3, metavar=("LIST", "OUT", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.naive:
@@ -154,53 +168,59 @@ def main() -> None:
     python = sys.executable
     source = load_source(args.source)
     paths = [str(item.src) for item in source.items]
-    with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="bench-prepare-", dir=args.tmp) as tmp_name:
         tmp = Path(tmp_name)
         list_file = tmp / "images.txt"
         list_file.write_text("\n".join(paths) + "\n")
         for path in paths:  # warm the page cache for both contenders
             Path(path).read_bytes()
 
-        def best(make_command, images: int) -> Run:
-            runs = []
+        def best(make_commands, images: int) -> list[Run]:
+            """Run the commands in turn, --repeat times (interleaved); keep each one's best."""
+            runs: list[list[Run]] = [[] for _ in make_commands]
             for attempt in range(args.repeat):
-                out = tmp / f"out-{attempt}"
-                runs.append(_measure(make_command(out), images))
-                shutil.rmtree(out, ignore_errors=True)
-            return min(runs, key=lambda run: run.seconds)
+                for position, make_command in enumerate(make_commands):
+                    out = tmp / f"out-{attempt}-{position}"
+                    runs[position].append(_measure(make_command(out), images))
+                    shutil.rmtree(out, ignore_errors=True)
+            return [min(found, key=lambda run: run.seconds) for found in runs]
 
-        naive = best(
-            lambda out: [python, __file__, "--naive", str(list_file), str(out), str(args.size)],
-            len(paths),
-        )
         prep_cmd = [python, "-m", "preprocessing", "prepare", "--no-progress"]
         options = ["--workers", str(args.workers), "--size", str(args.size)]
-        prepared = best(
-            lambda out: [*prep_cmd, str(args.source), str(out), "--split", "official", *options],
+        naive, prepared = best(
+            [
+                lambda out: [python, __file__, "--naive", str(list_file), str(out), str(args.size)],
+                lambda out: [
+                    *prep_cmd,
+                    str(args.source),
+                    str(out),
+                    "--split",
+                    "official",
+                    *options,
+                ],
+            ],
             len(paths),
         )
         scaled = {}
         for copies in (1, args.scale):
             tree = tmp / f"tree-{copies}"
             count = _symlink_tree(args.source, tree, copies)
-            scaled[copies] = best(
-                lambda out, tree=tree: [
-                    *prep_cmd,
-                    str(tree),
-                    str(out),
-                    "--split",
-                    "80/20",
-                    *options,
-                ],
+            command = [*prep_cmd, str(tree), "OUT", "--split", "80/20", *options]
+            (scaled[copies],) = best(
+                [lambda out, command=command: [str(out) if c == "OUT" else c for c in command]],
                 count,
             )
             shutil.rmtree(tree)
 
     cpus = len(os.sched_getaffinity(0))
-    print(f"images: {len(paths)} ({args.source}), size {args.size}, CPUs available: {cpus}")
+    load = os.getloadavg()[0]
     print(
-        f"{'run':<44} {'images':>7} {'seconds':>8} {'img/s':>8} {'peak PSS MB':>12} {'max RSS MB':>11}"
+        f"images: {len(paths)} ({args.source}), size {args.size}, CPUs available: {cpus}, "
+        f"outputs in {args.tmp or tempfile.gettempdir()}, "
+        f"load average at the end: {load:.2f} (other processes compete for the CPUs)"
     )
+    header = f"{'run':<46} {'images':>7} {'seconds':>8} {'img/s':>7} {'CPU ms/img':>10}"
+    print(f"{header} {'peak PSS MB':>11} {'max RSS MB':>10}")
     rows = [
         ("naive loop (1 process, re-encode all)", naive),
         (f"prepare --split official --workers {args.workers}", prepared),
@@ -211,8 +231,9 @@ def main() -> None:
     ]
     for name, run in rows:
         print(
-            f"{name:<44} {run.images:>7} {run.seconds:>8.2f} {run.rate:>8.0f} "
-            f"{run.peak_pss_mb:>12.1f} {run.max_rss_mb:>11.1f}"
+            f"{name:<46} {run.images:>7} {run.seconds:>8.2f} {run.rate:>7.0f} "
+            f"{run.cpu_seconds / run.images * 1000:>10.2f} {run.peak_pss_mb:>11.1f} "
+            f"{run.max_rss_mb:>10.1f}"
         )
     print(f"speed-up of prepare over the naive loop: {prepared.rate / naive.rate:.1f}x")
     print(
@@ -221,6 +242,9 @@ def main() -> None:
                 "images": len(paths),
                 "workers": args.workers,
                 "cpus": cpus,
+                "load_average": round(load, 2),
+                "naive_cpu_ms_per_image": round(naive.cpu_seconds / naive.images * 1000, 3),
+                "prepare_cpu_ms_per_image": round(prepared.cpu_seconds / prepared.images * 1000, 3),
                 "naive_images_per_s": round(naive.rate, 1),
                 "prepare_images_per_s": round(prepared.rate, 1),
                 "speedup": round(prepared.rate / naive.rate, 2),

@@ -2,8 +2,9 @@
 
 Policy (see docs/preprocessing.md):
 
-* An input that is already a baseline-or-progressive RGB JPEG of exactly SIZE x SIZE with no
-  EXIF rotation is copied byte for byte (no second JPEG generation loss, and fast).
+* An input that is already an RGB JPEG of exactly SIZE x SIZE with no EXIF rotation is
+  copied byte for byte (no second JPEG generation loss, and fast) once its structure is
+  checked (jpeg.is_intact; anything unusual is fully decoded first).
 * Anything else is decoded, EXIF-rotated, converted to RGB (grayscale, CMYK, palette,
   16-bit, and transparent images composited on white) and resized to SIZE x SIZE
   *without* keeping the aspect ratio and without cropping: the algorithm resizes to
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from preprocessing import jpeg
 
 COPIED = "copied"
 CONVERTED = "converted"
@@ -86,15 +89,7 @@ class _RejectError(Exception):
 
 def _conform_bytes(data: bytes, dst: Path, settings: Settings) -> str:
     size = settings.size
-    try:
-        image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise _RejectError(NOT_AN_IMAGE, "not a format Pillow can decode") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise _RejectError(TOO_LARGE, _one_line(exc)) from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise _RejectError(CORRUPT, _one_line(exc)) from None
-    with image:
+    with _open(data) as image:
         stored_size, stored_format, stored_mode = image.size, image.format, image.mode
         # JPEG EXIF is parsed at open; other formats (PNG) may read it while decoding.
         orientation = _orientation(image) if stored_format == "JPEG" else None
@@ -104,19 +99,18 @@ def _conform_bytes(data: bytes, dst: Path, settings: Settings) -> str:
             and stored_size == (size, size)
             and orientation == 1
         )
+        if conforming and jpeg.is_intact(data):
+            # Well-formed and complete (markers, tables, EOI): copy without decoding pixels.
+            _write(dst, data)
+            return COPIED
         if conforming:
-            # Only checked, never re-encoded: a 1/8-scale decode still reads every entropy-coded
-            # byte (so truncation and corrupt data are caught) at half the cost.
+            # Something looked unusual: let libjpeg decide. A 1/8-scale decode still reads
+            # every entropy-coded byte (catches truncation and corrupt data) at half the cost.
             image.draft("RGB", (max(1, size // 8), max(1, size // 8)))
         elif stored_format == "JPEG" and min(stored_size) >= 2 * size:
             # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: still >= size on both sides.
             image.draft("RGB", (size, size))
-        try:
-            image.load()  # full decode: catches truncated and corrupt data
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            message = _one_line(exc)
-            reason = TRUNCATED if "truncated" in message.lower() else CORRUPT
-            raise _RejectError(reason, message) from None
+        _decode(image)
         if orientation is None:
             orientation = _orientation(image)
         width, height = stored_size
@@ -126,19 +120,44 @@ def _conform_bytes(data: bytes, dst: Path, settings: Settings) -> str:
             raise _RejectError(
                 TOO_SMALL, f"{width}x{height} is smaller than the minimum side {settings.min_side}"
             )
-        if conforming:
-            _write(dst, data)
-            return COPIED
-        try:
-            rgb = to_rgb(ImageOps.exif_transpose(image))
-            if rgb.size != (size, size):
-                rgb = rgb.resize((size, size), RESAMPLE, reducing_gap=3.0)
-            buffer = io.BytesIO()
-            rgb.save(buffer, "JPEG", quality=settings.quality)
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise _RejectError(CORRUPT, _one_line(exc)) from None
-    _write(dst, buffer.getvalue())
-    return CONVERTED
+        output = data if conforming else _encode(image, settings)
+    _write(dst, output)
+    return COPIED if conforming else CONVERTED
+
+
+def _open(data: bytes) -> Image.Image:
+    try:
+        return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise _RejectError(NOT_AN_IMAGE, "not a format Pillow can decode") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _RejectError(TOO_LARGE, _one_line(exc)) from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _RejectError(CORRUPT, _one_line(exc)) from None
+
+
+def _decode(image: Image.Image) -> None:
+    """Decode every pixel: the check that catches truncated and corrupt data."""
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        message = _one_line(exc)
+        reason = TRUNCATED if "truncated" in message.lower() else CORRUPT
+        raise _RejectError(reason, message) from None
+
+
+def _encode(image: Image.Image, settings: Settings) -> bytes:
+    """EXIF-rotate, convert to RGB, resize to size x size (no crop), JPEG-encode."""
+    size = settings.size
+    try:
+        rgb = to_rgb(ImageOps.exif_transpose(image))
+        if rgb.size != (size, size):
+            rgb = rgb.resize((size, size), RESAMPLE, reducing_gap=3.0)
+        buffer = io.BytesIO()
+        rgb.save(buffer, "JPEG", quality=settings.quality)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise _RejectError(CORRUPT, _one_line(exc)) from None
+    return buffer.getvalue()
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

@@ -23,6 +23,7 @@ from preprocessing.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 GROCERY_LISTS = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
+SPLIT_FOLDER_NAMES = {"train", "training", "val", "valid", "validation", "test", "testing"}
 
 # Reasons known before any image is opened (images.py adds the decoding ones).
 NOT_LISTED = "not_listed"
@@ -204,6 +205,11 @@ def load_folders(root: Path) -> Source:
             "or the Grocery Store Dataset (classes.csv + train.txt)"
         )
     labels = [d.name for d in class_dirs]
+    if {label.lower() for label in labels} <= SPLIT_FOLDER_NAMES:
+        raise UserError(
+            f"{root} holds split folders ({', '.join(labels)}), not class folders; merge them "
+            "into SOURCE/<class name>/ and let --split 80/20 split them"
+        )
     items: list[Item] = []
     for label, class_dir in enumerate(class_dirs):
         taken: set[str] = set()

@@ -125,3 +125,9 @@ def test_missing_and_non_folder_sources(tmp_path):
     (tmp_path / "bare").mkdir()
     with pytest.raises(UserError, match="has no class folders"):
         load_source(tmp_path / "bare")
+
+
+def test_pre_split_folders_are_not_taken_for_classes(tmp_path):
+    root = make_folders(tmp_path / "src", {"train": 3, "test": 2})
+    with pytest.raises(UserError, match=r"holds split folders \(test, train\), not class folders"):
+        load_source(root)
