@@ -10,7 +10,7 @@ from grocery.errors import CommandError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets
 # `run=<callable(args) -> int>` as a default.
-COMMAND_MODULES: tuple[str, ...] = ("evaluate", "classify", "promote")
+COMMAND_MODULES: tuple[str, ...] = ("evaluate", "batch", "classify", "promote", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,172 @@
+"""`python -m grocery train` against the real training definition running in moto."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import boto3
+import pytest
+
+from grocery import train
+from grocery.__main__ import build_parser
+from grocery.errors import CommandError
+from stacks.names import NO_APPROVED_MODEL
+from tests.e2e.conftest import DATA_BUCKET, DATASET
+
+
+@pytest.fixture
+def deployed(pipeline, monkeypatch):
+    """The stack outputs the command reads, pointing at the moto pipeline."""
+    outputs = {
+        ("Grocery-Training", train.STATE_MACHINE_OUTPUT): pipeline.arn,
+        ("Grocery-Storage", train.BUCKET_OUTPUT): DATA_BUCKET,
+    }
+    asked = []
+
+    def stack_output(stack, key, *, session=None):
+        asked.append((stack, key))
+        return outputs[(stack, key)]
+
+    monkeypatch.setattr(train, "stack_output", stack_output)
+    pipeline.asked = asked
+    return pipeline
+
+
+def _args(*argv: str):
+    return build_parser().parse_args(["train", *argv])
+
+
+class TrainingAnswer:
+    """The `sleep` of the follow loop: finishes the training job once, then just waits."""
+
+    def __init__(self, pipeline, accuracy: float | None) -> None:
+        self.pipeline, self.accuracy, self.done, self.calls = pipeline, accuracy, False, []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+        if not self.done:
+            (execution,) = self.pipeline.sfn.list_executions(stateMachineArn=self.pipeline.arn)[
+                "executions"
+            ]
+            self.pipeline.finish_training(execution["executionArn"], accuracy=self.accuracy)
+            self.done = True
+        time.sleep(0.05)
+
+
+def test_train_follows_the_run_and_prints_the_approved_model(deployed):
+    deployed.upload_dataset()
+    out = io.StringIO()
+    sleep = TrainingAnswer(deployed, accuracy=0.93)
+    args = _args(
+        "--dataset",
+        f"s3://{DATA_BUCKET}/{DATASET}",
+        "--hyperparameter",
+        "epochs=3",
+        "--poll-seconds",
+        "7",
+    )
+
+    assert train.run(args, session=boto3.Session(), sleep=sleep, out=out) == 0
+
+    text = out.getvalue()
+    model = deployed.parameter("model-name")
+    assert model != NO_APPROVED_MODEL
+    assert f"approved model: {model}" in text
+    assert "validation:accuracy: 0.93 (threshold 0.8)" in text
+    assert "state: Train" in text
+    assert "training job: grocery-train-" in text
+    assert set(sleep.calls) == {7.0}
+    started = json.loads(text.split("input: ", 1)[1].splitlines()[0])
+    assert started == {"dataset": DATASET, "hyperparameters": {"epochs": "3"}}
+    assert ("Grocery-Storage", train.BUCKET_OUTPUT) in deployed.asked
+
+
+def test_train_exits_1_with_the_gate_cause(deployed):
+    deployed.upload_dataset()
+    args = _args("--dataset", DATASET, "--poll-seconds", "1")
+
+    with pytest.raises(CommandError) as failure:
+        train.run(
+            args, session=boto3.Session(), sleep=TrainingAnswer(deployed, 0.5), out=io.StringIO()
+        )
+
+    assert failure.value.exit_code == 1
+    assert "AccuracyBelowThreshold: validation:accuracy 0.5" in str(failure.value)
+    assert "threshold 0.8" in str(failure.value)
+    assert deployed.parameter("model-name") == NO_APPROVED_MODEL
+
+
+def test_no_wait_starts_and_returns(deployed):
+    deployed.upload_dataset()
+    out = io.StringIO()
+
+    assert (
+        train.run(_args("--dataset", DATASET, "--no-wait"), session=boto3.Session(), out=out) == 0
+    )
+
+    (execution,) = deployed.sfn.list_executions(stateMachineArn=deployed.arn)["executions"]
+    assert execution["executionArn"] in out.getvalue()
+    assert execution["name"].startswith("train-")
+
+
+def test_dataset_in_another_bucket_is_refused_before_starting(deployed):
+    with pytest.raises(CommandError, match="reads the training-data bucket"):
+        train.run(_args("--dataset", "s3://elsewhere/datasets/grocery/"), session=boto3.Session())
+    assert deployed.sfn.list_executions(stateMachineArn=deployed.arn)["executions"] == []
+
+
+@pytest.mark.parametrize(
+    ("dataset", "expected"),
+    [
+        ("datasets/grocery", "datasets/grocery/"),
+        ("/datasets/grocery/", "datasets/grocery/"),
+        ("s3://bucket/datasets/grocery", "datasets/grocery/"),
+    ],
+)
+def test_dataset_prefix_is_normalized(dataset, expected):
+    assert train.dataset_prefix(dataset, "bucket") == expected
+
+
+@pytest.mark.parametrize("dataset", ["s3://bucket/", "", "s3:/bucket/x", "a//b"])
+def test_unusable_dataset_is_a_one_line_error(dataset):
+    with pytest.raises(CommandError, match="--dataset"):
+        train.dataset_prefix(dataset, "bucket")
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        (["epochs"], "KEY=VALUE"),
+        (["num_classes=3"], "manifest.json"),
+        (["mini_batch_size=big"], "positive whole number"),
+        (["mini_batch_size=0"], "positive whole number"),
+        ([f"optimizer={'x' * 257}"], "256 characters"),
+    ],
+)
+def test_bad_hyperparameters_are_refused(pairs, message):
+    with pytest.raises(CommandError, match=message):
+        train.hyperparameter_overrides(pairs)
+
+
+def test_instance_type_must_be_a_sagemaker_type():
+    args = _args("--dataset", DATASET, "--instance-type", "p3.2xlarge")
+    with pytest.raises(CommandError, match="--instance-type"):
+        train.execution_input(args, None)
+
+
+def test_failed_training_job_reason_is_extracted():
+    cause = json.dumps({"TrainingJobName": "j", "FailureReason": "ClientError: bad channel"})
+    description = {"status": "FAILED", "cause": f"States.TaskFailed: {cause}"}
+    assert train.failure_message(description) == (
+        "States.TaskFailed: training job j failed: ClientError: bad channel"
+    )
+    assert train.failure_message({"status": "ABORTED"}) == "ABORTED"
+
+
+def test_storage_stack_follows_the_training_stack_name():
+    assert train._storage_stack(_args("--dataset", DATASET, "--stack", "Shop-Training")) == (
+        "Shop-Storage"
+    )
+    assert train._storage_stack(_args("--dataset", DATASET, "--storage-stack", "S")) == "S"
