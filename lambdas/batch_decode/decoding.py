@@ -115,9 +115,10 @@ class ResultWriter:
         self._csv = csv.writer(self.csv_file)
         self._csv.writerow(FIELDS)
 
-    def write(self, row: dict[str, Any]) -> None:
-        self.jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._csv.writerow(_csv_cells(row))
+    def write(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Appends rows (a window at a time: fewer, larger writes)."""
+        self.jsonl.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        self._csv.writerows(_csv_cells(row) for row in rows)
 
     def close(self) -> None:
         for handle in (self.jsonl, self.csv_file):
@@ -195,19 +196,17 @@ def decode_batch(
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for start in range(0, len(batch.images), window):
-            for row in pool.map(row_for, batch.images[start : start + window]):
-                writer.write(row)
+            rows = list(pool.map(row_for, batch.images[start : start + window]))
+            writer.write(rows)
+            for row in rows:
                 summary.count(row["status"])
-    for skipped in batch.skipped:
-        writer.write(
-            _row(
-                s3_uri(batch.bucket, skipped["key"]),
-                Status.SKIPPED,
-                reason=skipped["reason"],
-                **common,
-            )
-        )
-        summary.count(Status.SKIPPED)
+    writer.write(
+        [
+            _row(s3_uri(batch.bucket, s["key"]), Status.SKIPPED, reason=s["reason"], **common)
+            for s in batch.skipped
+        ]
+    )
+    summary.skipped += len(batch.skipped)
     return summary
 
 
