@@ -14,7 +14,7 @@ from stacks.image_uri import algorithm_image_uri
 from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
 from stacks.storage_stack import StorageStack
 from stacks.training.definition import Resources, TrainingDefinition
-from stacks.training.nag import iam5_resource, imported_attribute
+from stacks.training.nag import iam5_findings
 from stacks.training.names import LABELS_FILE, MANIFEST_FILE, TRAINING_JOBS_PREFIX, job_name_prefix
 from stacks.training.roles import grant_state_machine, model_role, training_role
 
@@ -137,23 +137,41 @@ class TrainingStack(Stack):
         policy = self.state_machine.role.node.find_child("DefaultPolicy")
         prefix = job_name_prefix(config.prefix)
         sagemaker = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>"
-        data, artifacts = (
-            imported_attribute(storage.training_data),
-            imported_attribute(storage.artifacts),
-        )
-        findings = {
-            f"{sagemaker}:training-job/{prefix}*": "job names are computed per execution and "
-            "retry (a hash), so only the pipeline's name prefix can scope them",
-            f"{sagemaker}:model/{prefix}*": "model names derive from the job name; scoped to the "
-            "pipeline's name prefix",
-            f"{data}/*/{MANIFEST_FILE}": "the dataset prefix is chosen per execution; only "
-            "manifest.json files are readable",
-            f"{data}/*/{LABELS_FILE}": "the dataset prefix is chosen per execution; only "
-            "labels.json files are readable",
-            f"{artifacts}/{TRAINING_JOBS_PREFIX}*/{LABELS_FILE}": "labels.json is copied beside "
-            "each new model artifact; nothing else is writable",
-            "*": "X-Ray PutTraceSegments/PutTelemetryRecords and the CloudWatch Logs delivery "
-            "actions support no resource-level permissions",
-        }
-        for resource, reason in findings.items():
-            acknowledge_nag(policy, iam5_resource(resource), reason)
+        data, artifacts = storage.training_data, storage.artifacts
+        findings = [
+            (
+                f"{sagemaker}:training-job/{prefix}*",
+                None,
+                "job names are computed per "
+                "execution and retry (a hash), so only the pipeline's name prefix can scope them",
+            ),
+            (
+                f"{sagemaker}:model/{prefix}*",
+                None,
+                "model names derive from the job name; scoped to the pipeline's name prefix",
+            ),
+            (
+                f"{{}}/*/{MANIFEST_FILE}",
+                data,
+                "the dataset prefix is chosen per execution; only manifest.json files are readable",
+            ),
+            (
+                f"{{}}/*/{LABELS_FILE}",
+                data,
+                "the dataset prefix is chosen per execution; only labels.json files are readable",
+            ),
+            (
+                f"{{}}/{TRAINING_JOBS_PREFIX}*/{LABELS_FILE}",
+                artifacts,
+                "labels.json is copied beside each new model artifact; nothing else is writable",
+            ),
+            (
+                "*",
+                None,
+                "X-Ray PutTraceSegments/PutTelemetryRecords and the CloudWatch Logs "
+                "delivery actions support no resource-level permissions",
+            ),
+        ]
+        for resource, imported, reason in findings:
+            for finding in iam5_findings(resource, imported):
+                acknowledge_nag(policy, finding, reason)

@@ -14,7 +14,7 @@ from constructs import Construct
 
 from stacks.constructs.acknowledge import acknowledge_nag
 from stacks.names import INCOMING_PREFIX, PREDICTIONS_PREFIX
-from stacks.training.nag import iam5_resource, imported_attribute
+from stacks.training.nag import iam5_findings
 from stacks.training.names import CHECKPOINTS_PREFIX, TRAINING_JOBS_PREFIX
 
 SAGEMAKER = "sagemaker.amazonaws.com"
@@ -104,10 +104,12 @@ def _log_group_pattern(kind: str) -> str:
     return f"arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/{kind}:*"
 
 
-def _acknowledge_prefixes(role: iam.Role, findings: dict[str, str]) -> None:
+def _acknowledge_prefixes(role: iam.Role, findings: list[tuple[str, object, str]]) -> None:
+    """(resource pattern, the construct "{}" stands for or None, reason) per finding."""
     policy = role.node.find_child("DefaultPolicy")
-    for resource, reason in findings.items():
-        acknowledge_nag(policy, iam5_resource(resource), f"Prefix-scoped wildcard: {reason}.")
+    for resource, imported, reason in findings:
+        for finding in iam5_findings(resource, imported):
+            acknowledge_nag(policy, finding, f"Prefix-scoped wildcard: {reason}.")
 
 
 def training_role(
@@ -160,15 +162,30 @@ def training_role(
     _acknowledge_wildcards(role, "/aws/sagemaker/TrainingJobs")
     _acknowledge_prefixes(
         role,
-        {
-            f"{imported_attribute(training_data)}/*": "training reads the dataset prefix chosen "
-            "per execution, in the training-data bucket only",
-            f"{imported_attribute(artifacts)}/{TRAINING_JOBS_PREFIX}*": "SageMaker writes "
-            "<job name>/output/model.tar.gz; job names are computed per execution",
-            f"{imported_attribute(artifacts)}/{CHECKPOINTS_PREFIX}*": "spot checkpoints of "
-            "the job, under checkpoints/<job name>/",
-            _log_group_pattern("TrainingJobs"): "the log streams SageMaker names after each job",
-        },
+        [
+            (
+                "{}/*",
+                training_data,
+                "training reads the dataset prefix chosen per execution, "
+                "in the training-data bucket only",
+            ),
+            (
+                f"{{}}/{TRAINING_JOBS_PREFIX}*",
+                artifacts,
+                "SageMaker writes "
+                "<job name>/output/model.tar.gz; job names are computed per execution",
+            ),
+            (
+                f"{{}}/{CHECKPOINTS_PREFIX}*",
+                artifacts,
+                "spot checkpoints of the job, under checkpoints/<job name>/",
+            ),
+            (
+                _log_group_pattern("TrainingJobs"),
+                None,
+                "the log streams SageMaker names after each job",
+            ),
+        ],
     )
     return role
 
@@ -226,16 +243,33 @@ def model_role(
     _acknowledge_wildcards(role, "/aws/sagemaker/Endpoints and /aws/sagemaker/TransformJobs")
     _acknowledge_prefixes(
         role,
-        {
-            f"{imported_attribute(artifacts)}/{TRAINING_JOBS_PREFIX}*": "the model.tar.gz of "
-            "whichever training job passed the gate",
-            f"{imported_attribute(inference)}/{INCOMING_PREFIX}*": "transform input: any "
-            "image uploaded under incoming/",
-            f"{imported_attribute(inference)}/{PREDICTIONS_PREFIX}*": "transform output, "
-            "written under predictions/",
-            _log_group_pattern("Endpoints"): "the log streams SageMaker names after each variant",
-            _log_group_pattern("TransformJobs"): "the log streams SageMaker names after each job",
-        },
+        [
+            (
+                f"{{}}/{TRAINING_JOBS_PREFIX}*",
+                artifacts,
+                "the model.tar.gz of whichever training job passed the gate",
+            ),
+            (
+                f"{{}}/{INCOMING_PREFIX}*",
+                inference,
+                "transform input: any image uploaded under incoming/",
+            ),
+            (
+                f"{{}}/{PREDICTIONS_PREFIX}*",
+                inference,
+                "transform output, written under predictions/",
+            ),
+            (
+                _log_group_pattern("Endpoints"),
+                None,
+                "the log streams SageMaker names after each variant",
+            ),
+            (
+                _log_group_pattern("TransformJobs"),
+                None,
+                "the log streams SageMaker names after each job",
+            ),
+        ],
     )
     return role
 

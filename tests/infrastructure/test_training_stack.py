@@ -1,0 +1,365 @@
+"""Grocery-Training: the rendered state machine definition, its SageMaker calls, and IAM."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from aws_cdk.assertions import Match, Template
+
+from stacks.config import Config
+from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
+from stacks.training.names import CHANNELS, job_name_prefix
+from tests.infrastructure.conftest import build_app
+from tests.support.state_machines import (
+    asl_validation_errors,
+    iter_states,
+    sagemaker_parameter_errors,
+    state_machine_definitions,
+)
+
+SYNC_TRAINING = "arn:aws:states:::sagemaker:createTrainingJob.sync"
+CREATE_MODEL = "arn:aws:states:::sagemaker:createModel"
+
+
+def _definition(template: Template) -> dict[str, Any]:
+    (definition,) = state_machine_definitions(template.to_json()).values()
+    return definition
+
+
+def _state(definition: dict[str, Any], resource: str) -> dict[str, Any]:
+    (state,) = [s for _, s in iter_states(definition) if s.get("Resource") == resource]
+    return state
+
+
+@pytest.fixture(scope="module")
+def template(template_of) -> Template:
+    return template_of("training")
+
+
+@pytest.fixture(scope="module")
+def definition(template) -> dict[str, Any]:
+    return _definition(template)
+
+
+def _policy_statements(template: Template, role_prefix: str) -> list[dict[str, Any]]:
+    statements = []
+    for logical_id, resource in template.find_resources("AWS::IAM::Policy").items():
+        if logical_id.startswith(role_prefix):
+            statements.extend(resource["Properties"]["PolicyDocument"]["Statement"])
+    assert statements, f"no policy for {role_prefix}"
+    return statements
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return [actions] if isinstance(actions, str) else actions
+
+
+def _by_action(statements: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for statement in statements:
+        for action in _actions(statement):
+            found.setdefault(action, []).append(statement)
+    return found
+
+
+# --- the definition ---------------------------------------------------------------------
+
+
+def test_both_images_are_the_regions_algorithm_container(template):
+    (machine,) = template.find_resources("AWS::StepFunctions::StateMachine").values()
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    image = {"Fn::FindInMap": ["ImageClassificationAlgorithmImage", {"Ref": "AWS::Region"}, "uri"]}
+    assert parts.count(image) == 2  # CreateTrainingJob and CreateModel
+    mapping = template.to_json()["Mappings"]["ImageClassificationAlgorithmImage"]
+    assert mapping["us-east-1"]["uri"] == (
+        "811284229777.dkr.ecr.us-east-1.amazonaws.com/image-classification:1"
+    )
+
+
+def test_definition_is_valid_asl(definition, tmp_path):
+    assert asl_validation_errors(definition, tmp_path) == ""
+
+
+def test_sagemaker_parameters_match_the_api(definition):
+    training = _state(definition, SYNC_TRAINING)["Parameters"]
+    model = _state(definition, CREATE_MODEL)["Parameters"]
+    assert sagemaker_parameter_errors("CreateTrainingJob", training) == ""
+    assert sagemaker_parameter_errors("CreateModel", model) == ""
+
+
+def test_parameter_validation_catches_a_misspelt_key(definition):
+    training = dict(_state(definition, SYNC_TRAINING)["Parameters"])
+    training["EnableNetworkIsolaton"] = True
+    assert "EnableNetworkIsolaton" in sagemaker_parameter_errors("CreateTrainingJob", training)
+
+
+def test_training_job_runs_the_algorithm_on_the_four_image_channels(definition, default_config):
+    params = _state(definition, SYNC_TRAINING)["Parameters"]
+    assert params["AlgorithmSpecification"]["TrainingImage"] == "placeholder-FindInMap"
+    assert params["AlgorithmSpecification"]["TrainingInputMode"] == "File"
+    channels = {c["ChannelName"]: c for c in params["InputDataConfig"]}
+    assert tuple(channels) == CHANNELS
+    for name, channel in channels.items():
+        assert channel["ContentType"] == "application/x-image"
+        assert channel["InputMode"] == "File"
+        uri = channel["DataSource"]["S3DataSource"]["S3Uri.$"]
+        assert uri.startswith("States.Format('s3://")
+        assert uri.endswith(f"{{}}{name}/', $.dataset)")
+    assert params["HyperParameters.$"] == "$.hyperparameters"
+    assert params["ResourceConfig"]["InstanceType.$"] == "$.instance_type"
+    assert params["ResourceConfig"]["InstanceCount"] == 1
+    assert params["StoppingCondition"]["MaxRuntimeInSeconds"] == (
+        default_config.training_max_runtime_seconds
+    )
+
+
+def test_training_job_is_encrypted_isolated_and_spot(definition, default_config):
+    state = _state(definition, SYNC_TRAINING)
+    params = state["Parameters"]
+    key = params["OutputDataConfig"]["KmsKeyId"]
+    assert key
+    assert params["ResourceConfig"]["VolumeKmsKeyId"] == key
+    assert params["EnableNetworkIsolation"] is True
+    assert params["EnableManagedSpotTraining"] is True
+    assert (
+        params["StoppingCondition"]["MaxWaitTimeInSeconds"] == default_config.spot_max_wait_seconds
+    )
+    assert "/checkpoints/" in params["CheckpointConfig"]["S3Uri.$"]
+    assert params["OutputDataConfig"]["S3OutputPath"].endswith("/training-jobs/")
+    assert state["TimeoutSeconds"] == default_config.spot_max_wait_seconds + 3600
+
+
+def test_job_name_is_unique_per_execution_and_attempt_and_fits(definition):
+    name = _state(definition, SYNC_TRAINING)["Parameters"]["TrainingJobName.$"]
+    assert name.startswith("States.Format('grocery-train-{}', States.Hash(")
+    assert "$$.Execution.Id" in name
+    assert "$$.State.RetryCount" in name
+    assert "'MD5'" in name
+    # Longest allowed prefix + 32 hex digits + the model's "-<attempt>" suffix (<= 4 retries).
+    longest = Config(prefix="p" * 20).prefix
+    assert len(job_name_prefix(longest)) + 32 + len("-4") <= 63
+
+
+def test_the_model_name_derives_from_the_job_name_and_attempt(definition):
+    state = _state(definition, CREATE_MODEL)
+    params = state["Parameters"]
+    assert params["ModelName.$"] == "States.Format('{}-{}', $.training_job, $$.State.RetryCount)"
+    assert params["PrimaryContainer"]["ModelDataUrl.$"] == "$.artifact"
+    assert params["PrimaryContainer"]["Image"] == "placeholder-FindInMap"
+    assert params["EnableNetworkIsolation"] is True
+
+
+def test_hyperparameters_merge_config_then_input_then_manifest(definition, default_config):
+    states = dict(iter_states(definition))
+    collect = states["Collect hyperparameters"]["Parameters"]
+    assert collect["configured"] == dict(default_config.hyperparameters)
+    assert collect["requested.$"] == "$.hyperparameters"
+    assert collect["from_manifest"] == {
+        "num_classes.$": "States.Format('{}', $.manifest.content.num_classes)",
+        "num_training_samples.$": "States.Format('{}', $.manifest.content.num_training_samples)",
+    }
+    merge = states["Merge hyperparameters"]["Parameters"]["hyperparameters.$"]
+    assert merge == (
+        "States.JsonMerge(States.JsonMerge($.configured, $.requested, false), "
+        "$.from_manifest, false)"
+    )
+    clamp = states["Clamp mini-batch size"]
+    assert clamp["InputPath"] == "$.hyperparameters.num_training_samples"
+    assert clamp["ResultPath"] == "$.hyperparameters.mini_batch_size"
+
+
+def test_gate_uses_the_configured_threshold():
+    definition = _definition(Template.from_stack(build_app({"accuracy_threshold": "0.9"}).training))
+    gate = dict(iter_states(definition))["Check accuracy"]
+    (passing, _) = gate["Choices"]
+    assert {"Variable": "$.metrics.validation_accuracy[0]", "NumericGreaterThanEquals": 0.9} in (
+        passing["And"]
+    )
+    assert passing["Next"] == "Describe model"
+    too_low = dict(iter_states(definition))["Accuracy below threshold"]
+    assert "below the threshold 0.9" in too_low["Parameters"]["Cause.$"]
+
+
+def test_without_spot_there_is_no_checkpoint_or_wait():
+    stacks = build_app({"use_spot_training": "false", "training_max_runtime_seconds": "7200"})
+    state = _state(_definition(Template.from_stack(stacks.training)), SYNC_TRAINING)
+    params = state["Parameters"]
+    assert "EnableManagedSpotTraining" not in params
+    assert "CheckpointConfig" not in params
+    assert params["StoppingCondition"] == {"MaxRuntimeInSeconds": 7200}
+    assert state["TimeoutSeconds"] == 7200 + 3600
+
+
+def test_configured_instance_type_and_hyperparameters_reach_the_definition():
+    stacks = build_app(
+        {"training_instance_type": "ml.g4dn.xlarge", "hyperparameters": '{"epochs": "5"}'}
+    )
+    states = dict(iter_states(_definition(Template.from_stack(stacks.training))))
+    assert states["Read input"]["Parameters"]["defaults"]["instance_type"] == "ml.g4dn.xlarge"
+    assert states["Collect hyperparameters"]["Parameters"]["configured"]["epochs"] == "5"
+
+
+def test_every_task_retries_throttling_and_reports_failures(definition):
+    tasks = {name: state for name, state in iter_states(definition) if state["Type"] == "Task"}
+    assert len(tasks) >= 8
+    for name, state in tasks.items():
+        (retry, *_) = state["Retry"]
+        assert "ThrottlingException" in retry["ErrorEquals"], name
+        assert retry["BackoffRate"] > 1, name
+        catch_all = [c for c in state["Catch"] if c["ErrorEquals"] == ["States.ALL"]]
+        assert catch_all, name
+        if name not in ("Notify failure", "Notify success"):
+            assert catch_all[0]["Next"] == "Notify failure", name
+
+
+def test_the_training_task_does_not_retry_a_failed_job(definition):
+    retried = {e for r in _state(definition, SYNC_TRAINING)["Retry"] for e in r["ErrorEquals"]}
+    assert not retried & {"States.ALL", "States.TaskFailed", "States.Timeout"}
+
+
+def test_every_failure_ends_in_one_fail_state_with_its_cause(definition):
+    fails = [s for _, s in iter_states(definition) if s["Type"] == "Fail"]
+    assert fails == [
+        {
+            "Type": "Fail",
+            "Error": "TrainingPipelineFailed",
+            "CausePath": "States.Format('{}: {}', $.failure.Error, $.failure.Cause)",
+        }
+    ]
+
+
+def test_registration_writes_both_approved_model_parameters(definition):
+    writes = {
+        state["Parameters"]["Name"]: state["Parameters"]
+        for _, state in iter_states(definition)
+        if state.get("Resource") == "arn:aws:states:::aws-sdk:ssm:putParameter"
+    }
+    assert writes == {
+        approved_model_parameter("grocery", "labels-uri"): {
+            "Name": "/grocery/approved-model/labels-uri",
+            "Value.$": "$.labels_uri",
+            "Overwrite": True,
+        },
+        approved_model_parameter("grocery", "model-name"): {
+            "Name": "/grocery/approved-model/model-name",
+            "Value.$": "$.model.name",
+            "Overwrite": True,
+        },
+    }
+
+
+# --- resources ----------------------------------------------------------------------------
+
+
+def test_approved_model_parameters_exist_before_any_training(template):
+    for field in ("model-name", "labels-uri"):
+        template.has_resource_properties(
+            "AWS::SSM::Parameter",
+            {
+                "Name": approved_model_parameter("grocery", field),
+                "Type": "String",
+                "Value": NO_APPROVED_MODEL,
+            },
+        )
+
+
+def test_state_machine_is_standard_logged_and_traced(template):
+    template.has_resource_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "StateMachineType": "STANDARD",
+            "StateMachineName": "grocery-training",
+            "TracingConfiguration": {"Enabled": True},
+            "LoggingConfiguration": {"Level": "ALL", "IncludeExecutionData": True},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Logs::LogGroup", {"KmsKeyId": Match.any_value(), "RetentionInDays": 90}
+    )
+
+
+def test_outputs_name_what_the_cli_and_other_stacks_need(template):
+    outputs = template.to_json()["Outputs"]
+    assert {"StateMachineArn", "ModelRoleArn", "ModelNameParameter", "LabelsUriParameter"} <= set(
+        outputs
+    )
+
+
+# --- IAM ----------------------------------------------------------------------------------
+
+
+def test_no_wildcard_actions_and_no_managed_policies(template):
+    for logical_id, policy in template.find_resources("AWS::IAM::Policy").items():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            for action in _actions(statement):
+                assert "*" not in action, (logical_id, action)
+    for logical_id, role in template.find_resources("AWS::IAM::Role").items():
+        assert "ManagedPolicyArns" not in role["Properties"], logical_id
+
+
+def test_state_machine_role_has_what_sync_needs(template):
+    actions = _by_action(_policy_statements(template, "PipelineRole"))
+    for action in (
+        "sagemaker:CreateTrainingJob",
+        "sagemaker:DescribeTrainingJob",
+        "sagemaker:StopTrainingJob",
+        "sagemaker:AddTags",
+        "sagemaker:CreateModel",
+        "iam:PassRole",
+        "events:PutTargets",
+        "events:PutRule",
+        "events:DescribeRule",
+    ):
+        assert action in actions, action
+    (pass_role,) = actions["iam:PassRole"]
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+    }
+    passed = json.dumps(pass_role["Resource"])
+    assert "TrainingJobRole" in passed
+    assert "ModelRole" in passed
+    (events,) = actions["events:PutRule"]
+    assert "rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule" in json.dumps(
+        events["Resource"]
+    )
+    for action in ("sagemaker:CreateTrainingJob", "sagemaker:CreateModel", "sagemaker:AddTags"):
+        for statement in actions[action]:
+            resources = json.dumps(statement["Resource"])
+            assert "training-job/grocery-train-*" in resources or "model/grocery-train-*" in (
+                resources
+            ), action
+
+
+def test_training_role_reads_training_data_and_writes_artifacts_only(template):
+    actions = _by_action(_policy_statements(template, "TrainingJobRole"))
+    (put,) = actions["s3:PutObject"]
+    written = json.dumps(put["Resource"])
+    assert "Artifacts" in written
+    assert "TrainingData" not in written
+    assert "/training-jobs/*" in written
+    assert "/checkpoints/*" in written
+    read = json.dumps([s["Resource"] for s in actions["s3:GetObject"]])
+    assert "TrainingData" in read
+    assert "Inference" not in read
+    assert not {"s3:DeleteObject", "s3:PutBucketPolicy"} & set(actions)
+    (metrics,) = actions["cloudwatch:PutMetricData"]
+    assert metrics["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
+    }
+
+
+def test_roles_trust_only_sagemaker_of_this_account(template):
+    for logical_id in ("TrainingJobRole", "ModelRole"):
+        (role,) = [
+            r
+            for key, r in template.find_resources("AWS::IAM::Role").items()
+            if key.startswith(logical_id)
+        ]
+        (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+        assert trust["Condition"] == {
+            "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+        }
