@@ -6,9 +6,14 @@ import dataclasses
 
 from aws_cdk import App, Environment, Stack, Tags
 
+from stacks.batch_stack import BatchStack
 from stacks.config import Config
+from stacks.monitoring_stack import MonitoringStack
 from stacks.names import stack_name
+from stacks.serving.names import VARIANT_NAME
+from stacks.serving_stack import ServingStack
 from stacks.storage_stack import StorageStack
+from stacks.training.names import job_name_prefix
 from stacks.training_stack import TrainingStack
 
 
@@ -16,6 +21,9 @@ from stacks.training_stack import TrainingStack
 class GroceryStacks:
     storage: StorageStack
     training: TrainingStack
+    serving: ServingStack
+    batch: BatchStack
+    monitoring: MonitoringStack
 
     def all(self) -> list[Stack]:
         return [value for value in vars(self).values() if isinstance(value, Stack)]
@@ -30,7 +38,54 @@ def build(app: App, config: Config) -> GroceryStacks:
     storage = StorageStack(app, "Storage", config=config, **name("Storage"))
     training = TrainingStack(app, "Training", config=config, storage=storage, **name("Training"))
 
-    stacks = GroceryStacks(storage=storage, training=training)
+    serving = ServingStack(
+        app,
+        "Serving",
+        config=config,
+        storage=storage,
+        model_role=training.model_role,
+        **name("Serving"),
+    )
+    # The training stack creates the approved-model parameters the serving stack reads.
+    serving.add_dependency(training)
+
+    batch = BatchStack(
+        app,
+        "Batch",
+        config=config,
+        key=storage.key,
+        inference_bucket=storage.inference,
+        label_buckets=[storage.artifacts],
+        topic=storage.topic,
+        model_role=training.model_role,
+        **name("Batch"),
+    )
+    # The training stack creates the approved-model parameters the batch state machine reads.
+    batch.add_stack_dependency(training)
+
+    # One dashboard over the other stacks; it only reads their names and ARNs.
+    monitoring = MonitoringStack(
+        app,
+        "Monitoring",
+        config=config,
+        watched=[training, serving, batch],
+        training_state_machine=training.state_machine,
+        training_job_prefix=job_name_prefix(config.prefix),
+        endpoint_name=serving.endpoint_name,
+        endpoint_variant_name=VARIANT_NAME,
+        batch_state_machine=batch.state_machine,
+        queue=batch.queue,
+        dead_letter_queue=batch.dead_letter_queue,
+        **name("Monitoring"),
+    )
+
+    stacks = GroceryStacks(
+        storage=storage,
+        training=training,
+        serving=serving,
+        batch=batch,
+        monitoring=monitoring,
+    )
     for stack in stacks.all():
         Tags.of(stack).add("project", config.prefix)
     return stacks

@@ -8,9 +8,10 @@ Predictions come in two kinds:
 - the batch stack's results, JSON Lines (one `.jsonl` file, or a folder of them):
   one object per image with at least `image` (the source S3 URI), `class_id`,
   `label`, `confidence` and `top_k` (`[{label, class_id, confidence}, ...]`,
-  best first). A row without `class_id` (e.g. `{"image": ..., "skipped": true,
+  best first), and `status` (`classified`, `skipped` or `failed`, with a
+  `reason`). A row without `class_id` (e.g. `{"image": ..., "status": "skipped",
   "reason": "not an image"}`) is an image that was *not classified*: it is
-  counted and listed, never dropped silently;
+  counted and listed with its status and reason, never dropped silently;
 - a folder of raw transform-job outputs: `<input name>.out` files holding
   `{"prediction": [p0, p1, ...]}`, decoded here with the labels.
 """
@@ -36,6 +37,8 @@ OUT_SUFFIX = ".out"
 JSONL_SUFFIX = ".jsonl"
 # Fields that may carry the image's location in a results row, in order of preference.
 IMAGE_FIELDS = ("image", "source", "key")
+# Row statuses of the batch stack's results that carry no prediction.
+UNCLASSIFIED_STATUSES = ("skipped", "failed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,8 +249,11 @@ def _parse_row(line: str, location: str, file: Path, number: int, labels: list[s
     }
     class_id = _class_id(row, where, labels)
     if class_id is None:
-        reason = row.get("reason") or row.get("error") or ("skipped" if row.get("skipped") else "")
-        return ResultEntry(**common, reason=str(reason or "no class_id in the row"))
+        # The batch stack writes status "skipped" or "failed" with a reason.
+        status = row.get("status") or ("skipped" if row.get("skipped") else "")
+        detail = row.get("reason") or row.get("error") or ""
+        reason = ": ".join(str(part) for part in (status, detail) if part)
+        return ResultEntry(**common, reason=reason or "no class_id in the row")
     ranking = [class_id]
     top_k = row.get("top_k")
     top_k = [] if top_k is None else top_k
@@ -283,7 +289,8 @@ def _class_id(row: dict[str, Any], where: str, labels: list[str]) -> int | None:
     class_id = row.get("class_id")
     label = row.get("label")
     if class_id is None:
-        if isinstance(label, str) and label in labels and not row.get("skipped"):
+        unclassified = row.get("skipped") or row.get("status") in UNCLASSIFIED_STATUSES
+        if isinstance(label, str) and label in labels and not unclassified:
             return labels.index(label)
         return None
     if isinstance(class_id, bool) or not isinstance(class_id, int):

@@ -27,7 +27,7 @@ SCORED = [
     # matched by file name only: the result lives under another folder
     ("Oat-Milk/om_3.jpg", 2, [1, 0], 0.40),
 ]
-UNCLASSIFIED = ("Pink-Lady/pl_4.jpg", 1)  # a row says "skipped"
+UNCLASSIFIED = ("Pink-Lady/pl_4.jpg", 1)  # its row has status "skipped"
 TRUTH_ONLY = ("Oat-Milk/om_4.jpg", 2)  # no row at all
 RESULTS_ONLY = "incoming/b1/Granny-Smith/not_in_truth.jpg"
 BUCKET = "s3://grocery-inference-bucket"
@@ -58,6 +58,7 @@ def _row(path: str, ranking: list[int], confidence: float, key_prefix: str) -> d
     others = (1.0 - confidence) / max(1, len(ranking) - 1)
     return {
         "image": f"{BUCKET}/{key_prefix}{path}",
+        "status": "classified",
         "label": LABELS[ranking[0]],
         "class_id": ranking[0],
         "confidence": confidence,
@@ -67,6 +68,22 @@ def _row(path: str, ranking: list[int], confidence: float, key_prefix: str) -> d
         ],
         "model": "grocery-model-1",
         "batch_id": "b1",
+        "reason": None,
+    }
+
+
+def _unclassified(image: str, reason: str, status: str = "skipped") -> dict:
+    """A row as the batch stack writes it for an object it did not classify."""
+    return {
+        "image": image,
+        "status": status,
+        "label": None,
+        "class_id": None,
+        "confidence": None,
+        "top_k": [],
+        "model": "grocery-model-1",
+        "batch_id": "b1",
+        "reason": reason,
     }
 
 
@@ -97,13 +114,7 @@ def write_dataset(root: Path) -> Dataset:
             rows.append(_row("om_3.jpg", ranking, confidence, "incoming/other-folder/"))
         else:
             rows.append(_row(path, ranking, confidence, "incoming/b1/"))
-    rows.append(
-        {
-            "image": f"{BUCKET}/incoming/b1/{UNCLASSIFIED[0]}",
-            "skipped": True,
-            "reason": "not an image",
-        }
-    )
+    rows.append(_unclassified(f"{BUCKET}/incoming/b1/{UNCLASSIFIED[0]}", "not an image"))
     rows.append(
         _row("Granny-Smith/not_in_truth.jpg", [0, 1], 0.9, "incoming/b1/")
         | {"image": f"{BUCKET}/{RESULTS_ONLY}"}

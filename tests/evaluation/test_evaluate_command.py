@@ -92,8 +92,8 @@ class TestJsonlResults:
         assert [r["image"] for r in metrics["results_only"]] == [RESULTS_ONLY]
         (unclassified,) = metrics["unclassified"]
         assert unclassified["image"].endswith(UNCLASSIFIED[0])
-        assert unclassified["reason"] == "not an image"
-        assert metrics["unclassified_reasons"] == {"not an image": 1}
+        assert unclassified["reason"] == "skipped: not an image"
+        assert metrics["unclassified_reasons"] == {"skipped: not an image": 1}
         (duplicate,) = metrics["duplicates"]
         assert duplicate["truth_path"] == "Granny-Smith/gs_1.jpg"
         assert duplicate["at"] == "results.jsonl line 13"
@@ -280,7 +280,7 @@ def test_nothing_matches(dataset, tmp_path, capsys):
 
 
 def test_only_unclassified_matches(dataset, tmp_path, capsys):
-    row = {"image": "s3://b/incoming/Pink-Lady/pl_1.jpg", "skipped": True, "reason": "too small"}
+    row = {"image": "s3://b/incoming/Pink-Lady/pl_1.jpg", "status": "failed", "reason": "no output"}
     results = _write(tmp_path / "r.jsonl", json.dumps(row) + "\n")
     assert main(_args(dataset, results, tmp_path / "report")) == 2
     assert "all 1 matched images are unclassified" in _error(capsys)
@@ -324,6 +324,32 @@ def test_label_without_class_id_is_used_and_skipped_rows_are_not(dataset, tmp_pa
     assert metrics["unclassified_reasons"] == {"skipped": 1, "model timeout": 1}
 
 
+def test_rows_written_by_the_batch_decode_step(dataset, tmp_path):
+    """Rows shaped by lambdas/batch_decode (every field present, status and reason)."""
+    from batch_decode.decoding import FIELDS, Status
+
+    def row(image: str, status: str, **fields) -> dict:
+        return {**dict.fromkeys(FIELDS), "image": image, "status": status, "top_k": [], **fields}
+
+    guess = {"label": "Pink-Lady", "class_id": 1, "confidence": 0.9}
+    rows = [
+        row("s3://b/incoming/Pink-Lady/pl_1.jpg", Status.CLASSIFIED, **guess, top_k=[guess]),
+        row("s3://b/incoming/Pink-Lady/pl_2.jpg", Status.FAILED, reason="no prediction"),
+        row("s3://b/incoming/Pink-Lady/pl_3.jpg", Status.SKIPPED, reason="not an image"),
+    ]
+    assert set(rows[0]) == set(FIELDS)
+    results = _write(tmp_path / "r.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "report"
+    assert main(_args(dataset, results, out)) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["counts"]["evaluated"] == 1
+    assert metrics["top1_accuracy"] == 1.0
+    assert metrics["unclassified_reasons"] == {
+        "failed: no prediction": 1,
+        "skipped: not an image": 1,
+    }
+
+
 def test_module_entry_point_runs_outside_pytest(dataset, tmp_path):
     """`python -m grocery evaluate` finds grocery_common without pytest's pythonpath."""
     out = tmp_path / "report"
@@ -343,3 +369,15 @@ def test_module_entry_point_runs_outside_pytest(dataset, tmp_path):
 def test_write_dataset_is_deterministic(tmp_path):
     a, b = write_dataset(tmp_path / "a"), write_dataset(tmp_path / "b")
     assert a.jsonl.read_text() == b.jsonl.read_text()
+
+
+def test_truth_that_is_a_folder_or_not_text(dataset, tmp_path, capsys):
+    args = _args(dataset, dataset.jsonl, tmp_path / "report")
+    args[args.index("--truth") + 1] = str(tmp_path)
+    assert main(args) == 2
+    assert f"truth file {tmp_path} is a folder" in _error(capsys)
+    binary = tmp_path / "test.lst"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    args[args.index("--truth") + 1] = str(binary)
+    assert main(args) == 2
+    assert "is not UTF-8 text" in _error(capsys)
