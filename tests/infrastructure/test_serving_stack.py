@@ -358,3 +358,38 @@ class TestOutputsAndOrder:
         assert template.to_json()["Parameters"]["ApprovedModelName"]["Default"] == (
             "/shop/approved-model/model-name"
         )
+
+
+def _concrete(value):
+    """Intrinsics (Ref, Fn::*) become plain strings, as CloudFormation resolves them."""
+    if isinstance(value, dict):
+        if len(value) == 1 and next(iter(value)).startswith(("Ref", "Fn::")):
+            return "resolved-by-cloudformation"
+        return {key: _concrete(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_concrete(item) for item in value]
+    return value
+
+
+class TestAgainstTheSageMakerApi:
+    """The properties CloudFormation passes on, checked against botocore's service model."""
+
+    @staticmethod
+    def _errors(operation: str, params: dict) -> str:
+        import botocore.session
+        from botocore.validate import ParamValidator
+
+        model = botocore.session.get_session().get_service_model("sagemaker")
+        shape = model.operation_model(operation).input_shape
+        return ParamValidator().validate(params, shape).generate_report()
+
+    def test_endpoint_config(self, template):
+        props = _concrete(_only(template, "AWS::SageMaker::EndpointConfig")["Properties"])
+        params = {"EndpointConfigName": "generated", **props}
+        assert self._errors("CreateEndpointConfig", params) == ""
+
+    def test_endpoint_update(self, template):
+        props = _concrete(_only(template, "AWS::SageMaker::Endpoint")["Properties"])
+        props.pop("Tags")  # CloudFormation tags the endpoint with AddTags, not UpdateEndpoint
+        params = {**props, "EndpointConfigName": "generated"}
+        assert self._errors("UpdateEndpoint", params) == ""
