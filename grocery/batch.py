@@ -20,7 +20,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from grocery.errors import CommandError
-from grocery.stack_outputs import stack_outputs
+from grocery.stack_outputs import stack_output
 from grocery_common.batch_layout import BATCH_ID_PATTERN, BatchPaths, s3_uri
 from stacks.names import stack_name
 
@@ -51,19 +51,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 class BatchStore:
-    """The deployed batch stack: its bucket and state machine, found from its outputs."""
+    """The deployed batch: the inference bucket and the state machine, from the stacks' outputs."""
 
     def __init__(self, prefix: str, *, session: boto3.Session | None = None) -> None:
         session = session or boto3.Session()
-        outputs = stack_outputs(stack_name(prefix, "Batch"), session=session)
-        try:
-            self.bucket = outputs["InferenceBucketName"]
-            self.state_machine_arn = outputs["StateMachineArn"]
-        except KeyError as missing:
-            raise CommandError(
-                f"stack {stack_name(prefix, 'Batch')} has no output {missing}; redeploy it "
-                "with this version of the app (make deploy)"
-            ) from None
+        self.bucket = stack_output(
+            stack_name(prefix, "Storage"), "InferenceBucketName", session=session
+        )
+        self.state_machine_arn = stack_output(
+            stack_name(prefix, "Batch"), "StateMachineArn", session=session
+        )
         self.s3 = session.client("s3")
         self.sfn = session.client("stepfunctions")
 

@@ -83,6 +83,5 @@ class BatchStack(Stack):
         self.trigger_function = intake.trigger_function
 
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
-        CfnOutput(self, "InferenceBucketName", value=inference_bucket.bucket_name)
         CfnOutput(self, "QueueUrl", value=self.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.dead_letter_queue.queue_url)

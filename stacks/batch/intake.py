@@ -17,7 +17,13 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.batch import BATCHES_PREFIX
-from stacks.batch.access import acknowledge_wildcards, grant_list, grant_objects
+from stacks.batch.access import (
+    acknowledge_wildcards,
+    depend_on_policy_only,
+    grant_list,
+    grant_objects,
+    skip_lambda_checks,
+)
 from stacks.config import Config
 from stacks.constructs.python_function import PythonFunction
 from stacks.names import INCOMING_PREFIX
@@ -164,6 +170,12 @@ class BatchIntake(Construct):
                 report_batch_item_failures=True,
                 max_concurrency=TRIGGER_CONCURRENCY,
             )
+        )
+        depend_on_policy_only(self.trigger_function, trigger.role)
+        skip_lambda_checks(
+            self.trigger_function,
+            invoked_by="its SQS event source (failed messages go to the queue's dead-letter queue)",
+            bounded_by=f"the event source runs at most {TRIGGER_CONCURRENCY} at once",
         )
         self._alarms(config, topic)
 

@@ -29,7 +29,13 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.batch import BATCHES_PREFIX
-from stacks.batch.access import acknowledge_wildcards, grant_list, grant_objects
+from stacks.batch.access import (
+    acknowledge_wildcards,
+    depend_on_policy_only,
+    grant_list,
+    grant_objects,
+    skip_lambda_checks,
+)
 from stacks.config import Config
 from stacks.constructs.python_function import LOG_RETENTION, PythonFunction
 from stacks.names import (
@@ -215,6 +221,7 @@ class BatchWorkflow(Construct):
             ),
             tracing_enabled=True,
         )
+        depend_on_policy_only(self.state_machine, self.state_machine.role)
         self._grant_transform(self.state_machine.role)
         key.grant(self.state_machine.role, "kms:Decrypt", "kms:GenerateDataKey")
         self._acknowledge(self.state_machine.role)
@@ -415,6 +422,12 @@ class BatchWorkflow(Construct):
                     for b in label_buckets
                 },
             },
+        )
+        depend_on_policy_only(function.function, role)
+        skip_lambda_checks(
+            function.function,
+            invoked_by="the batch state machine (its Catch records and reports the failure)",
+            bounded_by="one invocation per batch run, itself started by the trigger",
         )
         return function.function
 

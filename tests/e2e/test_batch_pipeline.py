@@ -127,13 +127,12 @@ class World:
         )
         monkeypatch.setenv("INFERENCE_BUCKET", BUCKET)
         monkeypatch.setenv("STATE_MACHINE_ARN", self.state_machine_arn)
+        outputs = {
+            ("Grocery-Storage", "InferenceBucketName"): BUCKET,
+            ("Grocery-Batch", "StateMachineArn"): self.state_machine_arn,
+        }
         monkeypatch.setattr(
-            batch_cli,
-            "stack_outputs",
-            lambda name, session=None: {
-                "InferenceBucketName": BUCKET,
-                "StateMachineArn": self.state_machine_arn,
-            },
+            batch_cli, "stack_output", lambda name, key, session=None: outputs[name, key]
         )
 
     def approve_model(self, name: str = MODEL, labels_uri: str = LABELS_URI) -> None:
