@@ -48,13 +48,14 @@ def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
 def parse_top_k(raw: str | None, default: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.strip().isdigit() or not 1 <= int(raw) <= MAX_TOP_K:
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_TOP_K:
         raise HttpError(
             400,
             "invalid_top_k",
             f"top_k must be a whole number from 1 to {MAX_TOP_K}, got {raw[:20]!r}",
         )
-    return int(raw)
+    return int(text)
 
 
 def _body_bytes(event: Mapping[str, Any]) -> bytes:

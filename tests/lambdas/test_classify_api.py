@@ -208,6 +208,7 @@ class TestBadInput:
             (event(image_bytes(), top_k=str(MAX_TOP_K + 1)), 400, "invalid_top_k", "top_k"),
             (event(image_bytes(), top_k="three"), 400, "invalid_top_k", "'three'"),
             (event(image_bytes(), top_k="-1"), 400, "invalid_top_k", "top_k"),
+            (event(image_bytes(), top_k="\u00b3"), 400, "invalid_top_k", "top_k"),
         ],
         ids=[
             "no-body",
@@ -221,6 +222,7 @@ class TestBadInput:
             "top-k-too-big",
             "top-k-word",
             "top-k-negative",
+            "top-k-superscript-digit",
         ],
     )
     def test_refused_with_a_clear_message(  # noqa: PLR0917 - parametrized
