@@ -1,10 +1,7 @@
-"""Least-privilege S3 statements for the batch roles: named actions on named prefixes."""
+"""Helpers of the batch constructs: prefix-scoped S3 grants and narrow, reasoned static-analysis acknowledgments."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,6 +11,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
 from stacks.constructs.acknowledge import acknowledge_nag, skip_checkov
+from stacks.training.nag import imported_attribute
 
 
 def grant_objects(
@@ -36,46 +34,45 @@ def grant_list(role: iam.IRole, bucket: s3.IBucket) -> None:
 
 
 def nag_resources(scope: IConstruct, arn: str) -> set[str]:
-    """The names cdk-nag gives an ARN in an IAM5 finding.
+    """The names cdk-nag gives an ARN in an IAM5 finding (see stacks/training/nag.py).
 
-    A GetAtt of this stack shows as `<Logical.Attr>`. One of another stack shows
-    the same way while references are unresolved (`validate_scope` in the tests)
-    and as the export CDK creates for it once the app is synthesized (the synth
-    plugin): `Grocery-Storage:ExportsOutputFnGetAtt...Arn1A2B3C4D`, derived here
-    the way CDK derives it (core/lib/private/refs.ts + uniqueid.ts).
+    A GetAtt of this stack shows as `<Logical.Attr>`; one of another stack shows that
+    way before synthesis and as the export it is imported from during `cdk synth`.
     """
     stack = Stack.of(scope)
     resolved = stack.resolve(arn)
-    return {_render(resolved, stack, exported=False), _render(resolved, stack, exported=True)}
+    return {_render(resolved, stack, spelling) for spelling in (0, 1)}
 
 
-def _render(value: Any, stack: Stack, *, exported: bool) -> str:
+def _render(value: Any, stack: Stack, spelling: int) -> str:
     if isinstance(value, str):
         return value
     (name, argument), *_ = value.items()
     if name == "Fn::Join":
         separator, parts = argument
-        return separator.join(_render(part, stack, exported=exported) for part in parts)
+        return separator.join(_render(part, stack, spelling) for part in parts)
     if name == "Ref":
         return f"<{argument}>"
     if name == "Fn::GetAtt":
-        if not exported or _owner_of(stack, argument[0]) is stack:
-            return f"<{'.'.join(argument)}>"
-        reference = "Output" + json.dumps(value, separators=(",", ":"))
-        digest = hashlib.md5(f"Exports/{reference}".encode()).hexdigest()[:8].upper()
-        owner = _owner_of(stack, argument[0]).stack_name
-        return f"{owner}:Exports{re.sub('[^A-Za-z0-9]', '', reference)}{digest}"
+        logical_id, attribute = argument
+        producer = _producer_of(stack, logical_id)
+        if producer is None:
+            return f"<{logical_id}.{attribute}>"
+        return imported_attribute(producer, attribute)[spelling]
     raise ValueError(f"cannot name {value!r} as cdk-nag does")
 
 
-def _owner_of(stack: Stack, logical_id: str) -> Stack:
+def _producer_of(stack: Stack, logical_id: str) -> IConstruct | None:
+    """The construct of another stack whose resource has this logical id (None: this stack)."""
     for candidate in stack.node.root.node.children:
-        if isinstance(candidate, Stack):
-            for element in candidate.node.find_all():
-                if isinstance(element, CfnElement) and (
-                    candidate.resolve(element.logical_id) == logical_id
-                ):
-                    return candidate
+        if not isinstance(candidate, Stack):
+            continue
+        for element in candidate.node.find_all():
+            if (
+                isinstance(element, CfnElement)
+                and candidate.resolve(element.logical_id) == logical_id
+            ):
+                return None if candidate is stack else element.node.scope
     raise ValueError(f"no stack of the app defines {logical_id}")
 
 
