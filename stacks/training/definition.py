@@ -362,7 +362,7 @@ class TrainingDefinition(Construct):
             input_path="$.hyperparameters.num_training_samples",
             result_path=mini_batch,
         )
-        train = self._train()
+        train = self._storage()
         check_batch = (
             sfn.Choice(self, "Check mini-batch size")
             .when(
@@ -379,6 +379,41 @@ class TrainingDefinition(Construct):
             .otherwise(not_text)
         )
         return collect.next(merge).next(batch_is_text)
+
+    def resource_configs(self) -> dict[str, dict]:
+        """ResourceConfig per storage kind, by the name of the Pass state that sets it.
+
+        SageMaker refuses VolumeKmsKeyId on instance types with local NVMe storage (p3dn,
+        p4d, p5, g4dn, g5, g6): that storage is encrypted by the instance's hardware. The
+        EBS-only families (p2, p3) get the data key.
+        """
+        base = {
+            "InstanceCount": 1,
+            "InstanceType": sfn.JsonPath.string_at("$.instance_type"),
+            "VolumeSizeInGB": VOLUME_SIZE_GB,
+        }
+        return {
+            "Encrypt EBS volume with data key": {**base, "VolumeKmsKeyId": self.res.key.key_arn},
+            "Use encrypted instance storage": base,
+        }
+
+    def _storage(self) -> sfn.IChainable:
+        train = self._train()
+        (ebs, local) = (
+            sfn.Pass(self, name, parameters=config, result_path="$.resource_config").next(train)
+            for name, config in self.resource_configs().items()
+        )
+        ebs_only = sfn.Condition.or_(
+            sfn.Condition.string_matches("$.instance_type", "ml.p2.*"),
+            sfn.Condition.string_matches("$.instance_type", "ml.p3.*"),
+        )
+        return (
+            sfn.Choice(
+                self, "Choose volume encryption", comment="EBS (p2, p3) or NVMe instance storage"
+            )
+            .when(ebs_only, ebs)
+            .otherwise(local)
+        )
 
     def _job_name(self) -> str:
         """`<prefix>-train-<md5(execution id#attempt)>`: unique per execution and retry, <= 59 chars."""
@@ -422,12 +457,7 @@ class TrainingDefinition(Construct):
                 "S3OutputPath": f"s3://{artifacts}/{TRAINING_JOBS_PREFIX}",
                 "KmsKeyId": res.key.key_arn,
             },
-            "ResourceConfig": {
-                "InstanceCount": 1,
-                "InstanceType.$": "$.instance_type",
-                "VolumeSizeInGB": VOLUME_SIZE_GB,
-                "VolumeKmsKeyId": res.key.key_arn,
-            },
+            "ResourceConfig.$": "$.resource_config",
             "StoppingCondition": stopping,
             "EnableNetworkIsolation": True,
             "EnableInterContainerTrafficEncryption": True,

@@ -12,7 +12,15 @@ import json
 import pytest
 
 from stacks.names import NO_APPROVED_MODEL
-from tests.e2e.conftest import ARTIFACTS_BUCKET, DATA_BUCKET, DATASET, LABELS, MANIFEST, MODEL_ROLE
+from tests.e2e.conftest import (
+    ARTIFACTS_BUCKET,
+    DATA_BUCKET,
+    DATASET,
+    KEY_ARN,
+    LABELS,
+    MANIFEST,
+    MODEL_ROLE,
+)
 from tests.support import sfn_local
 
 
@@ -40,6 +48,13 @@ def test_success_registers_model_moves_pointer_and_notifies(pipeline):
         for name in ("train", "validation", "train_lst", "validation_lst")
     }
     assert params["CheckpointConfig"]["S3Uri"] == f"s3://{ARTIFACTS_BUCKET}/checkpoints/{job}/"
+    assert params["OutputDataConfig"]["KmsKeyId"] == KEY_ARN
+    assert params["ResourceConfig"] == {
+        "InstanceCount": 1,
+        "InstanceType": "ml.p3.2xlarge",
+        "VolumeSizeInGB": 50,
+        "VolumeKmsKeyId": KEY_ARN,
+    }
 
     model_name = pipeline.parameter("model-name")
     assert model_name == f"{job}-0"
@@ -203,4 +218,5 @@ def test_instance_type_override_reaches_the_training_job(pipeline):
 
     assert pipeline.wait(execution)["status"] == "SUCCEEDED"
     assert params["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
+    assert "VolumeKmsKeyId" not in params["ResourceConfig"]  # NVMe storage: hardware-encrypted
     assert params["HyperParameters"]["mini_batch_size"] == "32"  # not clamped: 500 images

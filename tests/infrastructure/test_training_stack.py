@@ -83,10 +83,21 @@ def test_definition_is_valid_asl(definition, tmp_path):
     assert asl_validation_errors(definition, tmp_path) == ""
 
 
+def _resource_configs(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    states = dict(iter_states(definition))
+    choice = states["Choose volume encryption"]
+    names = [rule["Next"] for rule in choice["Choices"]] + [choice["Default"]]
+    return {name: states[name]["Parameters"] for name in names}
+
+
 def test_sagemaker_parameters_match_the_api(definition):
     training = _state(definition, SYNC_TRAINING)["Parameters"]
+    assert training["ResourceConfig.$"] == "$.resource_config"
+    for name, resource_config in _resource_configs(definition).items():
+        complete = {k: v for k, v in training.items() if k != "ResourceConfig.$"}
+        complete["ResourceConfig"] = resource_config
+        assert sagemaker_parameter_errors("CreateTrainingJob", complete) == "", name
     model = _state(definition, CREATE_MODEL)["Parameters"]
-    assert sagemaker_parameter_errors("CreateTrainingJob", training) == ""
     assert sagemaker_parameter_errors("CreateModel", model) == ""
 
 
@@ -109,8 +120,9 @@ def test_training_job_runs_the_algorithm_on_the_four_image_channels(definition, 
         assert uri.startswith("States.Format('s3://")
         assert uri.endswith(f"{{}}{name}/', $.dataset)")
     assert params["HyperParameters.$"] == "$.hyperparameters"
-    assert params["ResourceConfig"]["InstanceType.$"] == "$.instance_type"
-    assert params["ResourceConfig"]["InstanceCount"] == 1
+    for resource_config in _resource_configs(definition).values():
+        assert resource_config["InstanceType.$"] == "$.instance_type"
+        assert resource_config["InstanceCount"] == 1
     assert params["StoppingCondition"]["MaxRuntimeInSeconds"] == (
         default_config.training_max_runtime_seconds
     )
@@ -120,8 +132,9 @@ def test_training_job_is_encrypted_isolated_and_spot(definition, default_config)
     state = _state(definition, SYNC_TRAINING)
     params = state["Parameters"]
     key = params["OutputDataConfig"]["KmsKeyId"]
-    assert key
-    assert params["ResourceConfig"]["VolumeKmsKeyId"] == key
+    assert key == "placeholder-ImportValue"  # the storage stack's key (tests/e2e: its ARN)
+    ebs = _resource_configs(definition)["Encrypt EBS volume with data key"]
+    assert ebs["VolumeKmsKeyId"] == key
     assert params["EnableNetworkIsolation"] is True
     assert params["EnableManagedSpotTraining"] is True
     assert (
@@ -150,6 +163,18 @@ def test_the_model_name_derives_from_the_job_name_and_attempt(definition):
     assert params["PrimaryContainer"]["ModelDataUrl.$"] == "$.artifact"
     assert params["PrimaryContainer"]["Image"] == "placeholder-FindInMap"
     assert params["EnableNetworkIsolation"] is True
+
+
+def test_volume_key_only_for_instance_types_without_local_storage(definition):
+    choice = dict(iter_states(definition))["Choose volume encryption"]
+    (ebs_rule,) = choice["Choices"]
+    assert ebs_rule["Next"] == "Encrypt EBS volume with data key"
+    assert ebs_rule["Or"] == [
+        {"Variable": "$.instance_type", "StringMatches": "ml.p2.*"},
+        {"Variable": "$.instance_type", "StringMatches": "ml.p3.*"},
+    ]
+    local = _resource_configs(definition)[choice["Default"]]
+    assert "VolumeKmsKeyId" not in local  # SageMaker refuses it on NVMe instance storage
 
 
 def test_hyperparameters_merge_config_then_input_then_manifest(definition, default_config):
