@@ -162,6 +162,13 @@ def _check_positive(c: Config) -> None:
         )
     if not 1 <= c.batch_max_images <= 10000:
         raise _fail("batch_max_images", c.batch_max_images, "use 1-10000 (the SQS batch limit)")
+    if c.batch_window_seconds == 0 and c.batch_max_images > 10:
+        raise _fail(
+            "batch_window_seconds",
+            0,
+            "use at least 1 when batch_max_images is over 10 (Lambda takes more than 10 SQS "
+            "messages at once only with a batching window)",
+        )
 
 
 def _check_threshold(c: Config) -> None:

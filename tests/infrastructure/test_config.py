@@ -106,6 +106,7 @@ class TestOverrides:
         ({"spot_max_wait_seconds": "60"}, "spot_max_wait_seconds"),
         ({"alarm_email": "not-an-address"}, "alarm_email"),
         ({"batch_max_images": "2.5"}, "batch_max_images"),
+        ({"batch_window_seconds": "0", "batch_max_images": "11"}, "batch_window_seconds"),
     ],
 )
 def test_invalid_values_name_the_key(context, key):
