@@ -493,3 +493,27 @@ def test_a_failed_transform_job_keeps_what_was_classified_and_reports_the_cause(
     ((subject, message),) = world.notifications()
     assert subject == f"grocery: batch {batch_id} FAILED"
     assert cause in message
+
+
+def test_rerun_refuses_a_batch_in_progress_and_explains_bad_ids(world, capsys):
+    world.approve_model()
+    key, (body, _) = next(iter(GOOD.items()))
+    trigger_handler.handler(sqs_event([json.dumps(world.upload(key, body))]), None)
+    (execution,) = world.executions()
+    sfn_local.wait_for_task_token(world.sfn, execution["executionArn"], "createTransformJob")
+
+    assert cli_main(["batch", "rerun", execution["name"]]) == 2
+    assert "is being classified right now" in capsys.readouterr().err
+    assert cli_main(["batch", "status", "not-a-batch"]) == 2
+    assert "'not-a-batch' is not a batch id" in capsys.readouterr().err
+    assert cli_main(["batch", "rerun", "20260101-000000-0123456789ab"]) == 2
+    assert "batch 20260101-000000-0123456789ab is not recorded" in capsys.readouterr().err
+    assert [e["name"] for e in world.executions()] == [execution["name"]]
+    world.sfn.stop_execution(executionArn=execution["executionArn"])
+
+
+def test_rerun_execution_names_fit_the_transform_job_name():
+    name = batch_cli.rerun_execution_name("20261125-132557-0123456789ab", now=2**32)
+    assert name == "20261125-132557-0123456789ab-r1z141z4"
+    # grocery-b- (<= 22 with a 20-character prefix) + name + "-" + attempt <= 63
+    assert len("p" * 20 + "-b-" + name + "-2") <= 63
