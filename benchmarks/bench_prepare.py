@@ -141,7 +141,7 @@ def _symlink_tree(source: Path, target: Path, copies: int) -> int:
         folder = target / listed.labels[item.label]
         folder.mkdir(parents=True, exist_ok=True)
         for copy in range(copies):
-            os.symlink(item.src, folder / f"{copy}_{item.origin}_{item.src.name}")
+            os.symlink(item.src, folder / f"{copy}_{item.origin}_{Path(item.src).name}")
             count += 1
     return count
 

@@ -12,13 +12,10 @@ from pathlib import Path
 
 from preprocessing.errors import UserError
 from preprocessing.prepare import DEFAULT_POOL, Options, default_workers, prepare
-from preprocessing.upload import (
-    DEFAULT_STACK,
-    bucket_from_stack,
-    default_prefix,
-    pipeline_uris,
-    upload,
-)
+
+# upload (and boto3, ~12 MB) is imported only by the upload command: prepare's forked
+# workers stay small.
+DEFAULT_STACK = "Grocery-Storage"
 
 USER_ERROR = 1
 USAGE_ERROR = 2
@@ -166,6 +163,8 @@ def _run_prepare(args: argparse.Namespace) -> int:
 def _run_upload(args: argparse.Namespace) -> int:
     import boto3
     from botocore.exceptions import BotoCoreError
+
+    from preprocessing.upload import bucket_from_stack, default_prefix, pipeline_uris, upload
 
     out = args.out
     if not out.is_dir():

@@ -52,7 +52,7 @@ class Settings:
     quality: int = 95
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Result:
     status: str  # COPIED, CONVERTED or REJECTED
     sha256: str = ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -108,14 +109,22 @@ def prepare(opts: Options) -> Summary:
     staging = out / STAGING
     # The official split knows each image's channel up front: write it in place. A percentage
     # split needs the validated images (and their hashes) first: stage, then move.
-    targets = [
-        out / splits.official_channel(item.origin) / item.out_name
-        if spec.is_official
-        else staging / f"{index}.jpg"
-        for index, item in enumerate(items)
-    ]
+    if spec.is_official:
+        folders = {(out / splits.official_channel(i.origin) / i.out_name).parent for i in items}
+
+        def target(index: int, item: Item) -> Path:
+            return out / splits.official_channel(item.origin) / item.out_name
+
+    else:
+        folders = {staging}
+
+        def target(index: int, item: Item) -> Path:
+            return staging / f"{index}.jpg"
+
     try:
-        results = _process_all(items, targets, settings, opts)
+        for folder in sorted(folders):
+            folder.mkdir(parents=True, exist_ok=True)
+        results = _process_all(items, target, settings, opts)
         usable: list[tuple[Item, str]] = []
         counts = {images.COPIED: 0, images.CONVERTED: 0}
         for item, result in zip(items, results, strict=True):
@@ -124,13 +133,14 @@ def prepare(opts: Options) -> Summary:
             else:
                 counts[result.status] += 1
                 usable.append((item, result.sha256))
+        del results
         placed = splits.assign(usable, spec, opts.seed, source.labels)
         if not spec.is_official:
-            target_of = {id(item): target for item, target in zip(items, targets, strict=True)}
+            index_of = {id(item): index for index, item in enumerate(items)}
             for p in placed:
                 final = out / p.channel / p.item.out_name
                 final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(target_of[id(p.item)], final)
+                os.replace(target(index_of[id(p.item)], p.item), final)
     except BaseException:
         _clear_out(out)  # no half-written dataset left behind (it would lack a manifest anyway)
         raise
@@ -262,18 +272,19 @@ def conform_batch(
 
 
 def _process_all(
-    items: list[Item], targets: list[Path], settings: images.Settings, opts: Options
+    items: list[Item],
+    target: Callable[[int, Item], Path],
+    settings: images.Settings,
+    opts: Options,
 ) -> list[images.Result]:
-    for folder in sorted({target.parent for target in targets}):
-        folder.mkdir(parents=True, exist_ok=True)
-    tasks = [
-        (index, str(item.src), str(target))
-        for index, (item, target) in enumerate(zip(items, targets, strict=True))
-    ]
-    batches = [tasks[i : i + BATCH] for i in range(0, len(tasks), BATCH)]
+    def batches():  # built lazily: only the batches in flight exist at any time
+        for start in range(0, len(items), BATCH):
+            stop = min(start + BATCH, len(items))
+            yield [(i, items[i].src, str(target(i, items[i]))) for i in range(start, stop)]
+
     results: list[images.Result | None] = [None] * len(items)
     with tqdm(
-        total=len(tasks), unit="img", desc="prepare", disable=None if opts.progress else True
+        total=len(items), unit="img", desc="prepare", disable=None if opts.progress else True
     ) as bar:
 
         def collect(done: list[tuple[int, images.Result]]) -> None:
@@ -282,13 +293,13 @@ def _process_all(
             bar.update(len(done))
 
         if opts.workers == 1:
-            for batch in batches:
+            for batch in batches():
                 collect(conform_batch(batch, settings))
         else:
             with ProcessPoolExecutor(max_workers=opts.workers) as executor:
                 pending: set[Future] = set()
                 limit = opts.workers * IN_FLIGHT_PER_WORKER
-                for batch in batches:
+                for batch in batches():
                     if len(pending) >= limit:
                         finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                         for future in finished:

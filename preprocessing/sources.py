@@ -35,7 +35,7 @@ NOT_IN_CLASS_FOLDER = "not_in_class_folder"
 BAD_NAME = "bad_name"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: one per image, kept for the whole run
 class Item:
     """One candidate image.
 
@@ -44,14 +44,14 @@ class Item:
     ``out_name`` its path relative to the output channel, unique across the dataset.
     """
 
-    src: Path
+    src: str  # absolute path (a str: far smaller than a Path, and there is one per image)
     rel: str
     label: int
     origin: str
     out_name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rejection:
     rel: str
     reason: str
@@ -165,7 +165,7 @@ def load_grocery(root: Path) -> Source:
                 rejected.append(Rejection(rel, BAD_NAME, "tab or newline in the path"))
             else:
                 out_name = f"{labels[label]}/{origin}_{Path(rel).stem}.jpg"
-                items.append(Item(src, rel, label, origin, out_name))
+                items.append(Item(str(src), rel, label, origin, out_name))
     rejected.extend(_unlisted(root, seen))
     if not items:
         raise UserError(f"{root}: the list files name no existing images; check the dataset copy")
@@ -233,7 +233,7 @@ def load_folders(root: Path) -> Source:
                 continue
             stem = file.relative_to(class_dir).with_suffix("").as_posix().replace("/", "_")
             name = _unique(f"{stem}.jpg", f"{stem}_{suffix[1:]}.jpg", taken)
-            items.append(Item(file, rel, label, "", f"{class_dir.name}/{name}"))
+            items.append(Item(str(file), rel, label, "", f"{class_dir.name}/{name}"))
         if found == 0:
             raise UserError(
                 f"class folder {class_dir} has no .jpg/.jpeg/.png images; "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from preprocessing.errors import UserError
@@ -54,7 +54,7 @@ def parse_split(text: str) -> SplitSpec:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Placed:
     """A validated image and where it goes."""
 
@@ -143,9 +143,11 @@ class Leak:
 
 def find_leaks(placed: list[Placed]) -> list[Leak]:
     """Identical files (same sha256) placed in more than one channel."""
+    repeated = {digest for digest, count in Counter(p.sha256 for p in placed).items() if count > 1}
     by_hash: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     for p in placed:
-        by_hash[p.sha256][p.channel].append(p.item.rel)
+        if p.sha256 in repeated:  # only duplicates get a (costly) entry
+            by_hash[p.sha256][p.channel].append(p.item.rel)
     leaks = [
         Leak(digest, {ch: sorted(paths) for ch, paths in sorted(channels.items())})
         for digest, channels in by_hash.items()

@@ -25,7 +25,6 @@ from tqdm import tqdm
 from preprocessing.errors import UserError
 from preprocessing.manifest import LABELS, MANIFEST
 
-DEFAULT_STACK = "Grocery-Storage"
 BUCKET_OUTPUT_KEY = "TrainingDataBucketName"
 SHA256_METADATA = "sha256"  # stored as x-amz-meta-sha256
 CONTENT_TYPES = {
