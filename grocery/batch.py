@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from grocery.errors import CommandError
 from grocery.stack_outputs import stack_output
-from grocery_common.batch_layout import BATCH_ID_PATTERN, BatchPaths, s3_uri
+from grocery_common.batch_layout import BATCH_ID_PATTERN, BatchPaths, is_missing, s3_uri
 from stacks.names import stack_name
 
 DELETED_BEFORE_RERUN = "deleted before the batch was re-run"
@@ -68,7 +68,7 @@ class BatchStore:
         try:
             body = self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+            if is_missing(error):
                 return None
             raise CommandError(f"cannot read {s3_uri(self.bucket, key)}: {error}") from None
         return json.loads(body)
@@ -194,7 +194,7 @@ def recheck_images(store: BatchStore, record: dict[str, Any]) -> dict[str, Any]:
         try:
             store.s3.head_object(Bucket=store.bucket, Key=image["key"])
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if is_missing(error):
                 return False
             raise CommandError(
                 f"cannot check {s3_uri(store.bucket, image['key'])}: {error}"

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from grocery_common.batch_layout import s3_uri
+from grocery_common.batch_layout import is_missing, s3_uri
 from grocery_common.labels import DEFAULT_TOP_K, LabelError, decode, parse_probabilities
 
 WORKERS = 32
@@ -214,7 +214,7 @@ def _missing_reason(s3, batch: BatchToDecode, key: str) -> str:
     try:
         s3.head_object(Bucket=batch.bucket, Key=key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+        if is_missing(error):
             return DELETED_BEFORE_JOB
         raise
     if batch.transform_error:

@@ -17,7 +17,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from batch_trigger.events import ObjectEvent
-from grocery_common.batch_layout import INCOMING_PREFIX, BatchPaths, s3_uri
+from grocery_common.batch_layout import INCOMING_PREFIX, BatchPaths, is_missing, s3_uri
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # The transform job's MaxPayloadInMB is 6: a bigger image fails the whole job. Counted
@@ -137,8 +137,11 @@ def _sequence(event: ObjectEvent) -> tuple[int, str]:
 def batch_id_for(events: list[ObjectEvent]) -> str:
     """Deterministic: the same events (in any order, any number of times) give the same id."""
     digest = hashlib.sha256("\n\n".join(sorted({e.identity for e in events})).encode()).hexdigest()
-    earliest = min(_parse_time(e.event_time) for e in events)
-    return f"{earliest:%Y%m%d-%H%M%S}-{digest[:12]}"
+    return f"{_earliest(events):%Y%m%d-%H%M%S}-{digest[:12]}"
+
+
+def _earliest(events: Iterable[ObjectEvent]) -> datetime:
+    return min(_parse_time(e.event_time) for e in events)
 
 
 def _parse_time(text: str) -> datetime:
@@ -202,11 +205,9 @@ def build_batch(events: Iterable[ObjectEvent], *, bucket: str, probe: ProbeFn) -
                 reason=reason,
             )
         )
-    batch_id = batch_id_for(mine)
-    earliest = min(_parse_time(e.event_time) for e in mine)
     return Batch(
-        paths=BatchPaths(bucket=bucket, batch_id=batch_id),
-        created_at=earliest.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        paths=BatchPaths(bucket=bucket, batch_id=batch_id_for(mine)),
+        created_at=f"{_earliest(mine):%Y-%m-%dT%H:%M:%SZ}",
         images=tuple(images),
         skipped=tuple(skipped),
     )
@@ -222,10 +223,11 @@ def s3_probe(s3_client) -> ProbeFn:
                     Bucket=event.bucket, Key=key, Range=f"bytes=0-{PROBE_BYTES - 1}"
                 )
             except ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "")
-                if code in ("NoSuchKey", "404", "NotFound"):
+                if is_missing(error):
                     continue
-                if code == "InvalidRange":  # only an empty object has no byte 0
+                if (
+                    error.response["Error"]["Code"] == "InvalidRange"
+                ):  # an empty object has no byte 0
                     return Probe(key=key, exists=True, size=0)
                 raise
             with response["Body"] as body:

@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 
 from batch_trigger.batching import Batch, build_batch, s3_probe
 from batch_trigger.events import ObjectEvent, parse_message
+from grocery_common.batch_layout import is_missing
 
 logger = Logger()
 
@@ -59,7 +60,7 @@ def record_batch(s3, batch: Batch) -> None:
     try:
         s3.head_object(Bucket=paths.bucket, Key=paths.record_key)
     except ClientError as error:
-        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+        if not is_missing(error):
             raise
     else:
         # A duplicate delivery, or a batch already re-run (which may have rewritten its manifest).

@@ -28,6 +28,8 @@ BATCHES_PREFIX = "batches/"
 BATCH_ID_PATTERN = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{12}$")
 
 _S3_URI = re.compile(r"^s3://([^/]+)/(.*)$")
+# GetObject says NoSuchKey; HeadObject, which has no body, says 404.
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
 
 def s3_uri(bucket: str, key: str) -> str:
@@ -40,6 +42,12 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     if not match or not match.group(2):
         raise ValueError(f"not an s3://bucket/key URI: {uri!r}")
     return match.group(1), match.group(2)
+
+
+def is_missing(error: Exception) -> bool:
+    """True when a botocore ClientError of S3 means the object does not exist."""
+    response = getattr(error, "response", None) or {}
+    return response.get("Error", {}).get("Code") in _MISSING
 
 
 @dataclasses.dataclass(frozen=True)
