@@ -11,8 +11,10 @@ model once training has approved one.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -120,15 +122,25 @@ def rerun_execution_name(batch_id: str, now: float | None = None) -> str:
             return f"{batch_id}-r{digits}"
 
 
-def _store(args: argparse.Namespace) -> BatchStore:
-    try:
-        return BatchStore(args.prefix)
-    except (BotoCoreError, ClientError) as error:
-        raise CommandError(f"cannot reach AWS ({error}); check your credentials") from None
+def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """AWS errors become one line (credentials, permissions, throttling), not a traceback."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except (BotoCoreError, ClientError) as error:
+            raise CommandError(
+                f"AWS refused or could not be reached ({error}); check your credentials, "
+                "region and permissions"
+            ) from None
+
+    return wrapper
 
 
+@_aws_errors
 def run_status(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = BatchStore(args.prefix)
     paths, record = store.record(args.batch_id)
     print(
         f"batch {paths.batch_id}: {len(record['images'])} images, {len(record['skipped'])} skipped"
@@ -155,8 +167,9 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
+@_aws_errors
 def run_rerun(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = BatchStore(args.prefix)
     paths, record = store.record(args.batch_id)
     running = [
         run["name"] for run in store.executions(paths.batch_id) if run["status"] == "RUNNING"

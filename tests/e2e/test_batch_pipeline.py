@@ -517,3 +517,22 @@ def test_rerun_execution_names_fit_the_transform_job_name():
     assert name == "20261125-132557-0123456789ab-r1z141z4"
     # grocery-b- (<= 22 with a 20-character prefix) + name + "-" + attempt <= 63
     assert len("p" * 20 + "-b-" + name + "-2") <= 63
+
+
+def test_aws_errors_are_one_line(world, monkeypatch, capsys):
+    world.approve_model("none", "none")
+    key, (body, _) = next(iter(GOOD.items()))
+    trigger_handler.handler(sqs_event([json.dumps(world.upload(key, body))]), None)
+    (execution,) = world.executions()
+    gone = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:deleted"
+    monkeypatch.setattr(
+        batch_cli,
+        "stack_output",
+        lambda name, key, session=None: BUCKET if key == "InferenceBucketName" else gone,
+    )
+
+    assert cli_main(["batch", "status", execution["name"]]) == 2
+
+    error = capsys.readouterr().err
+    assert error.startswith("error: AWS refused or could not be reached (")
+    assert error.count("\n") == 1
