@@ -70,6 +70,8 @@ class Config:
         default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS)
     )
     accuracy_threshold: float = 0.8
+    # Optional second gate: top-1 accuracy on the dataset's test/ channel (0 = off).
+    test_accuracy_threshold: float = 0.0
     endpoint_instance_type: str = "ml.m4.xlarge"
     endpoint_min_instances: int = 1
     endpoint_max_instances: int = 2
@@ -175,6 +177,12 @@ def _check_threshold(c: Config) -> None:
     if not 0.0 < c.accuracy_threshold <= 1.0:
         raise _fail(
             "accuracy_threshold", c.accuracy_threshold, "use a fraction in (0, 1], e.g. 0.8"
+        )
+    if not 0.0 <= c.test_accuracy_threshold <= 1.0:
+        raise _fail(
+            "test_accuracy_threshold",
+            c.test_accuracy_threshold,
+            "use a fraction in [0, 1], e.g. 0.75, or 0 to skip the test-set evaluation",
         )
 
 

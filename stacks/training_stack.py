@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import Config
-from stacks.constructs.acknowledge import acknowledge_nag
+from stacks.constructs.acknowledge import acknowledge_nag, skip_checkov
+from stacks.constructs.python_function import PythonFunction
 from stacks.image_uri import algorithm_image_uri
 from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
 from stacks.storage_stack import StorageStack
 from stacks.training.definition import Resources, TrainingDefinition
-from stacks.training.nag import iam5_findings
+from stacks.training.nag import iam5_findings, iam5_resource
 from stacks.training.names import LABELS_FILE, MANIFEST_FILE, TRAINING_JOBS_PREFIX, job_name_prefix
-from stacks.training.roles import grant_state_machine, model_role, training_role
+from stacks.training.roles import (
+    grant_state_machine,
+    grant_test_gate,
+    model_role,
+    training_role,
+)
 
 
 class TrainingStack(Stack):
@@ -70,6 +76,23 @@ class TrainingStack(Stack):
             image_uri=image_uri,
         )
 
+        # The optional test-set gate (config test_accuracy_threshold > 0) scores in a Lambda.
+        evaluate = None
+        if config.test_accuracy_threshold > 0:
+            evaluate = PythonFunction(
+                self,
+                "ScoreTestSet",
+                handler="training_evaluate.handler.handler",
+                description="Training pipeline: top-1/top-5 accuracy of a new model on the "
+                "dataset's test channel; writes evaluation.json beside the model",
+                key=storage.key,
+                service="training-evaluate",
+                timeout=Duration.minutes(5),
+                memory_size=512,
+            )
+            self._harden(evaluate)
+        self.evaluate_function = evaluate
+
         self.definition = TrainingDefinition(
             self,
             "Definition",
@@ -85,6 +108,7 @@ class TrainingStack(Stack):
                 # Literal names (not Refs): the definition reads as deployed.
                 model_name_parameter=approved_model_parameter(config.prefix, "model-name"),
                 labels_uri_parameter=approved_model_parameter(config.prefix, "labels-uri"),
+                evaluate_function=evaluate.function if evaluate else None,
             ),
         )
 
@@ -118,6 +142,34 @@ class TrainingStack(Stack):
             key=storage.key,
         )
         self._acknowledge(config, storage)
+        if evaluate is not None:
+            grant_test_gate(
+                state_machine_role=self.state_machine.role,
+                model_role=self.model_role,
+                function_role=evaluate.role,
+                job_prefix=job_name_prefix(config.prefix),
+                training_data=storage.training_data,
+                artifacts=storage.artifacts,
+                key=storage.key,
+            )
+            # LambdaInvoke grants the function ARN and its versions (":*").
+            acknowledge_nag(
+                self.state_machine.role.node.find_child("DefaultPolicy"),
+                iam5_resource(
+                    f"<{self.get_logical_id(evaluate.function.node.default_child)}.Arn>:*"
+                ),
+                "Step Functions may invoke the scoring function's versions and aliases; only "
+                "this one function.",
+            )
+            acknowledge_nag(
+                self.state_machine.role.node.find_child("DefaultPolicy"),
+                iam5_resource(
+                    "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+                    f"transform-job/{job_name_prefix(config.prefix)}*"
+                ),
+                "test-set transform jobs are named after the model (per execution and retry); "
+                "scoped to the pipeline's name prefix",
+            )
         # The state machine names its role by GetAtt already; CDK's extra DependsOn on the
         # role is cfn-lint W3005. Keep the DependsOn on the role's policy (IAM must be in
         # place before the first execution).
@@ -132,6 +184,31 @@ class TrainingStack(Stack):
         CfnOutput(self, "ModelRoleArn", value=self.model_role.role_arn)
         CfnOutput(self, "ModelNameParameter", value=self.model_name_parameter.parameter_name)
         CfnOutput(self, "LabelsUriParameter", value=self.labels_uri_parameter.parameter_name)
+
+    def _harden(self, evaluate: PythonFunction) -> None:
+        cfn_function = evaluate.function.node.default_child
+        # The function names its role by GetAtt already (cfn-lint W3005); keep the
+        # DependsOn on the role's policy only.
+        policy = evaluate.role.node.find_child("DefaultPolicy").node.default_child
+        cfn_function.add_override("DependsOn", [self.get_logical_id(policy)])
+        for check, reason in (
+            (
+                "CKV_AWS_115",
+                "Invoked once per training execution by Step Functions; reserving concurrency "
+                "would take it from the account's small default quota for no benefit.",
+            ),
+            (
+                "CKV_AWS_116",
+                "Invoked synchronously by Step Functions, which retries and notifies failures; "
+                "a DLQ only serves asynchronous invocations.",
+            ),
+            (
+                "CKV_AWS_117",
+                "Calls only S3 over TLS with IAM; a VPC would add NAT or endpoints and cost "
+                "without narrowing access.",
+            ),
+        ):
+            skip_checkov(evaluate.function, check, reason)
 
     def _acknowledge(self, config: Config, storage: StorageStack) -> None:
         policy = self.state_machine.role.node.find_child("DefaultPolicy")

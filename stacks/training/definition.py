@@ -23,6 +23,7 @@ import dataclasses
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -39,6 +40,7 @@ from stacks.training.names import (
     LABELS_FILE,
     MANIFEST_FILE,
     TRAINING_JOBS_PREFIX,
+    has_instance_storage,
     job_name_prefix,
 )
 
@@ -54,7 +56,15 @@ THROTTLING = {
     "ssm": ["Ssm.ThrottlingException", "Ssm.TooManyUpdatesException"],
     "sns": ["SNS.ThrottledException", "SNS.KMSThrottlingException"],
     "sagemaker": ["SageMaker.ThrottlingException", "SageMaker.AmazonSageMakerException"],
+    "lambda": [
+        "Lambda.TooManyRequestsException",
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+    ],
 }
+TEST_PREDICTIONS = "test-predictions/"
+EVALUATION_REPORT = "evaluation.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +80,8 @@ class Resources:
     image_uri: str
     model_name_parameter: str
     labels_uri_parameter: str
+    # The optional test-set gate's scoring Lambda (config test_accuracy_threshold > 0).
+    evaluate_function: lambda_.IFunction | None = None
 
 
 def _retry_throttling(state, service: str) -> None:
@@ -296,12 +308,32 @@ class TrainingDefinition(Construct):
             sfn.Condition.number_equals_json_path(classes, "$.labels.count"),
             sfn.Condition.number_greater_than_equals(samples, 1),
         )
-        return (
+        check = (
             sfn.Choice(self, "Check manifest")
             .when(sfn.Condition.not_(has_counts), fields_missing)
             .when(sfn.Condition.not_(consistent), inconsistent)
-            .otherwise(self._hyperparameters())
         )
+        if self.config.test_accuracy_threshold > 0:
+            tests = "$.manifest.content.num_test_samples"
+            no_test_channel = _failure(
+                self,
+                "No test channel",
+                "ManifestInvalid",
+                sfn.JsonPath.format(
+                    f"the test accuracy gate is on (test_accuracy_threshold="
+                    f"{self.config.test_accuracy_threshold}) but {MANIFEST_FILE} under {{}} "
+                    "counts no test images (num_test_samples): prepare the dataset with a "
+                    "test split, or set test_accuracy_threshold=0.",
+                    sfn.JsonPath.string_at("$.dataset"),
+                ),
+            ).next(self.notify_failure)
+            has_tests = sfn.Condition.and_(
+                sfn.Condition.is_present(tests),
+                sfn.Condition.is_numeric(tests),
+                sfn.Condition.number_greater_than_equals(tests, 1),
+            )
+            check.when(sfn.Condition.not_(has_tests), no_test_channel)
+        return check.otherwise(self._hyperparameters())
 
     def _hyperparameters(self) -> sfn.IChainable:
         manifest = "$.manifest.content"
@@ -630,19 +662,7 @@ class TrainingDefinition(Construct):
             "Notify success",
             topic=res.topic,
             subject=f"{self.config.prefix}: new model approved",
-            message=sfn.TaskInput.from_json_path_at(
-                sfn.JsonPath.format(
-                    "Model {} is now the approved model: validation:accuracy {} (threshold {}). "
-                    "Training job {}, artifact {}, labels {}, dataset {}.",
-                    sfn.JsonPath.string_at("$.model.name"),
-                    sfn.JsonPath.string_at("$.validation_accuracy"),
-                    sfn.JsonPath.string_at("$.accuracy_threshold"),
-                    sfn.JsonPath.string_at("$.training_job"),
-                    sfn.JsonPath.string_at("$.artifact"),
-                    sfn.JsonPath.string_at("$.labels_uri"),
-                    sfn.JsonPath.string_at("$.dataset"),
-                )
-            ),
+            message=sfn.TaskInput.from_json_path_at(self._success_message()),
             result_path=sfn.JsonPath.DISCARD,
         )
         _retry_throttling(copy_labels, "s3")
@@ -659,14 +679,158 @@ class TrainingDefinition(Construct):
         # The model is approved once the pointer moved; a failed e-mail does not undo that.
         done = sfn.Succeed(self, "Model approved")
         notify.add_catch(done, errors=["States.ALL"], result_path="$.notify_error")
-        return (
-            describe.next(copy_labels)
-            .next(create_model)
-            .next(point_labels)
-            .next(point_model)
-            .next(notify)
-            .next(done)
+        pointers = point_labels.next(point_model).next(notify).next(done)
+        registered = describe.next(copy_labels).next(create_model)
+        if self.config.test_accuracy_threshold > 0:
+            return registered.next(self._test_gate(pointers))
+        return registered.next(pointers)
+
+    def transform_parameters(self) -> dict:
+        """CreateTransformJob on the dataset's test/ channel with the new model."""
+        c, res = self.config, self.res
+        data, artifacts = res.training_data.bucket_name, res.artifacts.bucket_name
+        resources = {"InstanceType": c.transform_instance_type, "InstanceCount": 1}
+        if not has_instance_storage(c.transform_instance_type):
+            resources["VolumeKmsKeyId"] = res.key.key_arn
+        return {
+            # <model name>-<attempt>: unique per execution and retry, <= 63 characters.
+            "TransformJobName.$": "States.Format('{}-{}', $.model.name, $$.State.RetryCount)",
+            "ModelName.$": "$.model.name",
+            "BatchStrategy": "SingleRecord",
+            "MaxPayloadInMB": 6,
+            "TransformInput": {
+                "ContentType": "application/x-image",
+                "SplitType": "None",
+                "CompressionType": "None",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri.$": f"States.Format('s3://{data}/{{}}test/', $.dataset)",
+                    }
+                },
+            },
+            "TransformOutput": {
+                "S3OutputPath.$": f"States.Format('s3://{artifacts}/{TRAINING_JOBS_PREFIX}"
+                f"{{}}/{TEST_PREDICTIONS}', $.training_job)",
+                "KmsKeyId": res.key.key_arn,
+                "AssembleWith": "None",
+            },
+            "TransformResources": resources,
+            "Tags": [
+                {"Key": EXECUTION_TAG, "Value.$": "$$.Execution.Id"},
+                {"Key": DATASET_TAG, "Value.$": "$.dataset"},
+            ],
+        }
+
+    def _test_gate(self, approve: sfn.IChainable) -> sfn.IChainable:
+        """Optional: transform the test/ channel, score it, gate on top-1 test accuracy."""
+        res, threshold = self.res, self.config.test_accuracy_threshold
+        data, artifacts = res.training_data.bucket_name, res.artifacts.bucket_name
+        transform = sfn.CustomState(
+            self,
+            "Evaluate on test channel",
+            state_json={
+                "Type": "Task",
+                "Comment": "Batch transform of the held-out test/ images with the new model",
+                "Resource": "arn:aws:states:::sagemaker:createTransformJob.sync",
+                "Parameters": self.transform_parameters(),
+                "TimeoutSeconds": int(Duration.hours(3).to_seconds()),
+                # (CDK drops a None ResultPath from raw state JSON: keep a small result.)
+                "ResultSelector": {"name.$": "$.TransformJobName"},
+                "ResultPath": "$.transform",
+            },
         )
+        transform.add_retry(
+            errors=["ThrottlingException", *THROTTLING["sagemaker"]],
+            interval=Duration.seconds(5),
+            backoff_rate=2.0,
+            max_attempts=3,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        score = tasks.LambdaInvoke(
+            self,
+            "Score test predictions",
+            lambda_function=res.evaluate_function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "truth": {
+                        "bucket": data,
+                        "lst_key": sfn.JsonPath.format(
+                            "{}test_lst/test.lst", sfn.JsonPath.string_at("$.dataset")
+                        ),
+                        "labels_key": sfn.JsonPath.format(
+                            f"{{}}{LABELS_FILE}", sfn.JsonPath.string_at("$.dataset")
+                        ),
+                    },
+                    "predictions": {
+                        "bucket": artifacts,
+                        "prefix": sfn.JsonPath.format(
+                            f"{TRAINING_JOBS_PREFIX}{{}}/{TEST_PREDICTIONS}",
+                            sfn.JsonPath.string_at("$.training_job"),
+                        ),
+                    },
+                    "report": {
+                        "bucket": artifacts,
+                        "key": sfn.JsonPath.format(
+                            f"{TRAINING_JOBS_PREFIX}{{}}/{EVALUATION_REPORT}",
+                            sfn.JsonPath.string_at("$.training_job"),
+                        ),
+                    },
+                    "threshold": threshold,
+                }
+            ),
+            retry_on_service_exceptions=False,
+            result_selector={
+                "accuracy": sfn.JsonPath.number_at("$.Payload.test_accuracy"),
+                "images": sfn.JsonPath.number_at("$.Payload.images"),
+                "passed": sfn.JsonPath.string_at("$.Payload.passed"),
+                "report_uri": sfn.JsonPath.string_at("$.Payload.report_uri"),
+            },
+            result_path="$.test",
+        )
+        _retry_throttling(score, "lambda")
+        for state in (transform, score):
+            self._catch(state)
+        too_low = _failure(
+            self,
+            "Test accuracy below threshold",
+            "TestAccuracyBelowThreshold",
+            sfn.JsonPath.format(
+                f"test accuracy {{}} of model {{}} on {{}} test images is below the threshold "
+                f"{threshold}: the model was created but not approved; report {{}}.",
+                sfn.JsonPath.string_at("$.test.accuracy"),
+                sfn.JsonPath.string_at("$.model.name"),
+                sfn.JsonPath.string_at("$.test.images"),
+                sfn.JsonPath.string_at("$.test.report_uri"),
+            ),
+        ).next(self.notify_failure)
+        gate = (
+            sfn.Choice(
+                self, "Check test accuracy", comment=f"Test-set gate: accuracy >= {threshold}"
+            )
+            .when(sfn.Condition.boolean_equals("$.test.passed", True), approve)
+            .otherwise(too_low)
+        )
+        return transform.next(score).next(gate)
+
+    def _success_message(self) -> str:
+        text = (
+            "Model {} is now the approved model: validation:accuracy {} (threshold {}). "
+            "Training job {}, artifact {}, labels {}, dataset {}."
+        )
+        fields = [
+            "$.model.name",
+            "$.validation_accuracy",
+            "$.accuracy_threshold",
+            "$.training_job",
+            "$.artifact",
+            "$.labels_uri",
+            "$.dataset",
+        ]
+        if self.config.test_accuracy_threshold > 0:
+            text += f" Test accuracy {{}} (threshold {self.config.test_accuracy_threshold}), report {{}}."
+            fields += ["$.test.accuracy", "$.test.report_uri"]
+        return sfn.JsonPath.format(text, *(sfn.JsonPath.string_at(f) for f in fields))
 
     def model_parameters(self) -> dict:
         res = self.res

@@ -336,3 +336,132 @@ def grant_state_machine(
     ]
     for statement in statements:
         role.add_to_principal_policy(statement)
+
+
+TRANSFORM_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTransformJobsRule"
+TEST_PREDICTIONS = "test-predictions/"
+
+
+def grant_test_gate(
+    *,
+    state_machine_role: iam.IRole,
+    model_role: iam.Role,
+    function_role: iam.Role,
+    job_prefix: str,
+    training_data: s3.IBucket,
+    artifacts: s3.IBucket,
+    key: kms.IKey,
+) -> None:
+    """The optional test-set gate: a transform job on <dataset>test/ and its scoring Lambda."""
+    transform_jobs = (
+        f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:transform-job/{job_prefix}*"
+    )
+    for statement in (
+        iam.PolicyStatement(
+            sid="RunTestTransformJobs",
+            actions=[
+                "sagemaker:CreateTransformJob",
+                "sagemaker:DescribeTransformJob",
+                "sagemaker:StopTransformJob",
+                "sagemaker:AddTags",
+            ],
+            resources=[transform_jobs],
+        ),
+        iam.PolicyStatement(
+            sid="SyncTransformJobEvents",
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[
+                f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/{TRANSFORM_SYNC_RULE}"
+            ],
+        ),
+    ):
+        state_machine_role.add_to_principal_policy(statement)
+    # The transform job runs with the model's role: read test/ images, write predictions.
+    for statement in (
+        iam.PolicyStatement(
+            sid="ReadTestChannel",
+            actions=["s3:GetObject"],
+            resources=[training_data.arn_for_objects("*/test/*")],
+        ),
+        iam.PolicyStatement(
+            sid="ListTestChannel",
+            actions=["s3:ListBucket"],
+            resources=[training_data.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": ["*/test/*"]}},
+        ),
+        iam.PolicyStatement(
+            sid="WriteTestPredictions",
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+            resources=[artifacts.arn_for_objects(f"{TRAINING_JOBS_PREFIX}*/{TEST_PREDICTIONS}*")],
+        ),
+    ):
+        model_role.add_to_principal_policy(statement)
+    for statement in (
+        iam.PolicyStatement(
+            sid="ReadTestTruth",
+            actions=["s3:GetObject"],
+            resources=[
+                training_data.arn_for_objects("*/test_lst/*"),
+                training_data.arn_for_objects("*/labels.json"),
+            ],
+        ),
+        iam.PolicyStatement(
+            sid="ReadTestPredictions",
+            actions=["s3:GetObject"],
+            resources=[artifacts.arn_for_objects(f"{TRAINING_JOBS_PREFIX}*/{TEST_PREDICTIONS}*")],
+        ),
+        # Without ListBucket a missing prediction is a 403, not NoSuchKey.
+        iam.PolicyStatement(
+            sid="TellMissingPredictions",
+            actions=["s3:ListBucket"],
+            resources=[artifacts.bucket_arn],
+        ),
+        iam.PolicyStatement(
+            sid="WriteEvaluationReport",
+            actions=["s3:PutObject"],
+            resources=[artifacts.arn_for_objects(f"{TRAINING_JOBS_PREFIX}*/evaluation.json")],
+        ),
+        iam.PolicyStatement(
+            sid="UseDataKey",
+            actions=["kms:Decrypt", "kms:GenerateDataKey"],
+            resources=[key.key_arn],
+        ),
+    ):
+        function_role.add_to_principal_policy(statement)
+    _acknowledge_prefixes(
+        model_role,
+        [
+            (
+                "{}/*/test/*",
+                training_data,
+                "the transform job reads the test/ images of the "
+                "dataset prefix chosen per execution",
+            ),
+            (
+                f"{{}}/{TRAINING_JOBS_PREFIX}*/{TEST_PREDICTIONS}*",
+                artifacts,
+                "the transform job writes its predictions beside the model it evaluates",
+            ),
+        ],
+    )
+    _acknowledge_prefixes(
+        function_role,
+        [
+            (
+                "{}/*/test_lst/*",
+                training_data,
+                "the scoring Lambda reads the test .lst of the dataset prefix chosen per execution",
+            ),
+            ("{}/*/labels.json", training_data, "the scoring Lambda reads the dataset's labels"),
+            (
+                f"{{}}/{TRAINING_JOBS_PREFIX}*/{TEST_PREDICTIONS}*",
+                artifacts,
+                "the predictions of the model under evaluation",
+            ),
+            (
+                f"{{}}/{TRAINING_JOBS_PREFIX}*/evaluation.json",
+                artifacts,
+                "the report beside the model under evaluation",
+            ),
+        ],
+    )

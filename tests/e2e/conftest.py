@@ -37,10 +37,19 @@ KEY_ARN = (
 PREFIX = "grocery"
 
 
+MOTO_CONFIG = {**sfn_local.MOTO_CONFIG, "lambda": {"use_docker": False}}
+TEST_GATE = json.dumps({"test_accuracy_threshold": "0.75"})
+
+
 @functools.cache
-def _synthesized() -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
-    """(storage template, training template, storage logical ids) of a Storage + Training app."""
-    app = App(context=CDK_JSON_CONTEXT)
+def _synthesized(
+    context: str = "{}",
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+    """(storage template, training template, logical ids) of a Storage + Training app.
+
+    `context`: extra CDK context as JSON (hashable, for the cache), e.g. TEST_GATE.
+    """
+    app = App(context={**CDK_JSON_CONTEXT, **json.loads(context)})
     config = config_from_context(app.node.try_get_context)
     storage = StorageStack(app, "Storage", config=config, stack_name="Grocery-Storage")
     training = TrainingStack(
@@ -65,12 +74,16 @@ def _synthesized() -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
             )
         }
     )
+    if training.evaluate_function is not None:
+        logical["evaluate_function"] = training.resolve(
+            training.get_logical_id(training.evaluate_function.function.node.default_child)
+        )
     return Template.from_stack(storage).to_json(), training_json, logical
 
 
-def _values(topic_arn: str) -> dict[str, str]:
+def _values(topic_arn: str, context: str, function_arn: str | None) -> dict[str, str]:
     """What the definition references, mapped to the moto resources of this test."""
-    storage_json, _, logical = _synthesized()
+    storage_json, _, logical = _synthesized(context)
     by_reference = {
         json.dumps({"Ref": logical["training_data"]}): DATA_BUCKET,
         json.dumps({"Ref": logical["artifacts"]}): ARTIFACTS_BUCKET,
@@ -81,6 +94,8 @@ def _values(topic_arn: str) -> dict[str, str]:
         f"{logical['training_role']}.Arn": TRAINING_ROLE,
         f"{logical['model_role']}.Arn": MODEL_ROLE,
     }
+    if function_arn:
+        values[f"{logical['evaluate_function']}.Arn"] = function_arn
     for output in storage_json["Outputs"].values():
         export = output.get("Export", {}).get("Name")
         key = json.dumps(output["Value"])
@@ -92,7 +107,7 @@ def _values(topic_arn: str) -> dict[str, str]:
 class Pipeline:
     """The moto world of one test: buckets, topic (+ SQS subscriber), parameters, state machine."""
 
-    def __init__(self) -> None:
+    def __init__(self, context: str = "{}") -> None:
         self.s3 = boto3.client("s3")
         self.sfn = boto3.client("stepfunctions")
         self.ssm = boto3.client("ssm")
@@ -110,8 +125,22 @@ class Pipeline:
             self.ssm.put_parameter(
                 Name=approved_model_parameter(PREFIX, field), Value=NO_APPROVED_MODEL, Type="String"
             )
-        _, training_json, _ = _synthesized()
-        definition = sfn_local.render_definition(training_json, values=_values(topic_arn))
+        _, training_json, logical = _synthesized(context)
+        function_arn = None
+        if "evaluate_function" in logical:
+            role = boto3.client("iam").create_role(
+                RoleName="score-test-set", AssumeRolePolicyDocument="{}"
+            )["Role"]["Arn"]
+            function_arn = boto3.client("lambda").create_function(
+                FunctionName="score-test-set",
+                Runtime="python3.11",
+                Role=role,
+                Handler="training_evaluate.handler.handler",
+                Code={"ZipFile": b"PK\x05\x06" + bytes(18)},
+            )["FunctionArn"]
+        definition = sfn_local.render_definition(
+            training_json, values=_values(topic_arn, context, function_arn)
+        )
         self.definition = definition
         self.arn = sfn_local.create_state_machine(
             self.sfn, sfn_local.rewrite_sync_to_callback(definition)
@@ -175,5 +204,12 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(aws_credentials):
-    with mock_aws(config=sfn_local.MOTO_CONFIG), sfn_local.aws_sdk_like_aws():
+    with mock_aws(config=MOTO_CONFIG), sfn_local.aws_sdk_like_aws():
         yield Pipeline()
+
+
+@pytest.fixture
+def gated_pipeline(aws_credentials):
+    """The pipeline synthesized with the optional test-set gate on (threshold 0.75)."""
+    with mock_aws(config=MOTO_CONFIG), sfn_local.aws_sdk_like_aws():
+        yield Pipeline(TEST_GATE)

@@ -107,6 +107,8 @@ class TestOverrides:
         ({"alarm_email": "not-an-address"}, "alarm_email"),
         ({"batch_max_images": "2.5"}, "batch_max_images"),
         ({"batch_window_seconds": "0", "batch_max_images": "11"}, "batch_window_seconds"),
+        ({"test_accuracy_threshold": "1.5"}, "test_accuracy_threshold"),
+        ({"test_accuracy_threshold": "-0.1"}, "test_accuracy_threshold"),
     ],
 )
 def test_invalid_values_name_the_key(context, key):
@@ -132,3 +134,8 @@ def test_synth_fails_with_a_clear_message_and_no_traceback():
     assert "config key 'training_instance_type' has invalid value 'ml.c5.xlarge'" in result.stderr
     assert "GPU" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_test_accuracy_gate_is_off_by_default_and_parsed_from_context():
+    assert _load().test_accuracy_threshold == 0.0
+    assert _load(test_accuracy_threshold="0.75").test_accuracy_threshold == 0.75

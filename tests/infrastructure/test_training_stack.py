@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match, Template
+from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import Config
 from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
@@ -388,3 +389,53 @@ def test_roles_trust_only_sagemaker_of_this_account(template):
         assert trust["Condition"] == {
             "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
         }
+
+
+# --- the optional test-set gate (issue 7) ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def gated():
+    return build_app({"test_accuracy_threshold": "0.75"}).training
+
+
+def test_test_gate_is_off_by_default(template, definition):
+    names = {name for name, _ in iter_states(definition)}
+    assert not names & {"Evaluate on test channel", "Score test predictions", "No test channel"}
+    template.resource_count_is("AWS::Lambda::Function", 0)
+
+
+def test_test_gate_definition_is_valid_and_calls_the_api_correctly(gated, tmp_path):
+    definition = _definition(Template.from_stack(gated))
+    assert asl_validation_errors(definition, tmp_path) == ""
+    transform = _state(definition, "arn:aws:states:::sagemaker:createTransformJob.sync")
+    params = transform["Parameters"]
+    assert sagemaker_parameter_errors("CreateTransformJob", params) == ""
+    assert params["ModelName.$"] == "$.model.name"
+    assert params["TransformInput"]["ContentType"] == "application/x-image"
+    assert params["TransformInput"]["SplitType"] == "None"
+    assert (params["BatchStrategy"], params["MaxPayloadInMB"]) == ("SingleRecord", 6)
+    assert params["TransformResources"]["InstanceType"] == "ml.m4.xlarge"
+    assert params["TransformResources"]["VolumeKmsKeyId"] == params["TransformOutput"]["KmsKeyId"]
+    states = dict(iter_states(definition))
+    # The gate sits between CreateModel and the pointers: a failing model is never approved.
+    assert states["Create model"]["Next"] == "Evaluate on test channel"
+    gate = states["Check test accuracy"]
+    assert gate["Choices"][0]["Next"] == "Point labels-uri at new labels"
+    assert gate["Default"] == "Test accuracy below threshold"
+    assert states["Score test predictions"]["Parameters"]["Payload"]["threshold"] == 0.75
+
+
+def test_test_gate_permissions_and_nag(gated):
+    template = Template.from_stack(gated)
+    actions = _by_action(_policy_statements(template, "PipelineRole"))
+    for action in ("sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob"):
+        assert "transform-job/grocery-train-*" in json.dumps(actions[action][0]["Resource"])
+    (events,) = [
+        s for s in actions["events:PutRule"] if "TransformJobsRule" in json.dumps(s["Resource"])
+    ]
+    assert events["Effect"] == "Allow"
+    model = _by_action(_policy_statements(template, "ModelRole"))
+    assert "/test/*" in json.dumps([s["Resource"] for s in model["s3:GetObject"]])
+    report = AwsSolutionsChecks().validate_scope(gated)
+    assert [v.rule_name for v in report.violations] == []
