@@ -155,7 +155,7 @@ class TrainingDefinition(Construct):
     def _catch(self, state) -> None:
         state.add_catch(self.notify_failure, errors=["States.ALL"], result_path=FAILURE)
 
-    def _input(self) -> sfn.Pass:
+    def _input(self) -> sfn.Chain:
         read = sfn.Pass(
             self,
             "Read input",
@@ -232,7 +232,7 @@ class TrainingDefinition(Construct):
             },
             result_path="$.manifest",
         )
-        # Only the two numbers the algorithm needs survive into the next state.
+        # Only the label count is kept: the check compares it with num_classes.
         read_labels = tasks.CallAwsService(
             self,
             "Read labels",

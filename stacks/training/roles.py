@@ -22,14 +22,14 @@ SAGEMAKER = "sagemaker.amazonaws.com"
 SYNC_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 
 
-def _kms_use(key: kms.IKey, *, create_grant: bool) -> list[iam.PolicyStatement]:
-    statements = [
-        iam.PolicyStatement(
-            sid="UseDataKey",
-            actions=["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
-            resources=[key.key_arn],
-        )
-    ]
+def _kms_use(
+    key: kms.IKey, *, create_grant: bool, encrypt: bool = False
+) -> list[iam.PolicyStatement]:
+    """Decrypt and data keys (S3 SSE-KMS, SNS); `encrypt` for SageMaker's output encryption."""
+    actions = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+    if encrypt:
+        actions.append("kms:Encrypt")  # required of the role for OutputDataConfig.KmsKeyId
+    statements = [iam.PolicyStatement(sid="UseDataKey", actions=actions, resources=[key.key_arn])]
     if create_grant:
         # SageMaker encrypts the instance's ML storage volume (VolumeKmsKeyId) through a grant.
         statements.append(
@@ -153,7 +153,7 @@ def training_role(
             actions=["s3:ListBucket", "s3:GetBucketLocation"],
             resources=[artifacts.bucket_arn],
         ),
-        *_kms_use(key, create_grant=True),
+        *_kms_use(key, create_grant=True, encrypt=True),
         *_algorithm_image_pull(image_uri),
         *_logs_and_metrics("TrainingJobs"),
     ]
@@ -233,7 +233,7 @@ def model_role(
             actions=["s3:PutObject", "s3:AbortMultipartUpload"],
             resources=[inference.arn_for_objects(f"{PREDICTIONS_PREFIX}*")],
         ),
-        *_kms_use(key, create_grant=True),
+        *_kms_use(key, create_grant=True, encrypt=True),
         *_algorithm_image_pull(image_uri),
         *_logs_and_metrics("Endpoints"),
         *_logs_and_metrics("TransformJobs"),
