@@ -82,6 +82,12 @@ def load_source(path: Path) -> Source:
     grocery_root = find_grocery_root(path)
     if grocery_root is not None:
         return load_grocery(grocery_root)
+    for parent in list(path.resolve().parents)[:2]:
+        if find_grocery_root(parent) is not None:
+            raise UserError(
+                f"{path} is inside the Grocery Store Dataset at {parent}; pass {parent} "
+                "(class ids come from its classes.csv and list files)"
+            )
     return load_folders(path)
 
 

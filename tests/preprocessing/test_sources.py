@@ -131,3 +131,8 @@ def test_pre_split_folders_are_not_taken_for_classes(tmp_path):
     root = make_folders(tmp_path / "src", {"train": 3, "test": 2})
     with pytest.raises(UserError, match=r"holds split folders \(test, train\), not class folders"):
         load_source(root)
+
+
+def test_a_folder_inside_the_grocery_dataset_is_not_taken_for_the_folder_layout(grocery):
+    with pytest.raises(UserError, match=r"is inside the Grocery Store Dataset at .*dataset; pass"):
+        load_source(grocery / "dataset" / "train")
