@@ -40,6 +40,7 @@ OUTPUT_ENTRIES = (
     STAGING,
 )
 MIN_SIZE, MAX_SIZE = 32, 4096
+MAX_LEAK_GROUPS = 50  # listed in manifest.json; all are counted
 
 
 def default_workers() -> int:
@@ -389,7 +390,12 @@ def _write_metadata(
         "rejected_reasons": manifest.reason_counts(rejected),
         "leakage": {
             "pairs": pairs,
-            "groups": [{"sha256": leak.sha256, **leak.channels} for leak in leaks],
+            # Capped: the training pipeline loads manifest.json into a Step Functions state
+            # (256 kB limit), and a badly duplicated dataset could have thousands of groups.
+            "groups_total": len(leaks),
+            "groups": [
+                {"sha256": leak.sha256, **leak.channels} for leak in leaks[:MAX_LEAK_GROUPS]
+            ],
         },
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -161,6 +161,7 @@ def test_leakage_between_train_and_validation_is_reported(grocery, tmp_path):
     assert summary.leakage == {"train/validation": 1, "train/test": 0, "validation/test": 0}
     assert "leakage pairs 1 (train/validation 1)" in summary.line()
     groups = _manifest(out)["leakage"]["groups"]
+    assert _manifest(out)["leakage"]["groups_total"] == 1
     assert len(groups) == 1
     assert groups[0]["train"] == ["train/Fruit/Avocado/Avocado_002.jpg"]
     assert groups[0]["validation"] == ["val/Fruit/Avocado/Avocado_001.jpg"]
@@ -249,3 +250,25 @@ def test_output_folder_rules(grocery, tmp_path):
 def test_bad_options(grocery, tmp_path, kwargs, message):
     with pytest.raises(UserError, match=message):
         _run(grocery, tmp_path / "out", **kwargs)
+
+
+def test_manifest_lists_a_bounded_number_of_leak_groups(grocery, tmp_path, monkeypatch):
+    monkeypatch.setattr("preprocessing.prepare.MAX_LEAK_GROUPS", 2)
+    dataset = grocery / "dataset"
+    for train, val in [
+        (
+            "Fruit/Apple/Golden-Delicious/Golden-Delicious_001",
+            "Fruit/Apple/Golden-Delicious/Golden-Delicious_001",
+        ),
+        (
+            "Fruit/Apple/Golden-Delicious/Golden-Delicious_002",
+            "Fruit/Apple/Golden-Delicious/Golden-Delicious_002",
+        ),
+        ("Fruit/Avocado/Avocado_001", "Fruit/Avocado/Avocado_001"),
+    ]:
+        shutil.copyfile(dataset / f"train/{train}.jpg", dataset / f"val/{val}.jpg")
+    summary = _run(grocery, tmp_path / "out")
+    leakage = _manifest(tmp_path / "out")["leakage"]
+    assert summary.leakage["train/validation"] == 3
+    assert leakage["groups_total"] == 3
+    assert len(leakage["groups"]) == 2
