@@ -14,7 +14,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: synth test lint cfn-lint checkov pytest deploy destroy clean install
+.PHONY: synth test lint cfn-lint checkov pytest deploy promote destroy bench clean install
 
 # Installs are skipped when their inputs did not change (stamp files).
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -60,8 +60,20 @@ test: lint synth cfn-lint checkov
 deploy: install
 	PATH="$(abspath $(BIN)):$$PATH" $(CDK) deploy --all --require-approval broadening $(CDK_FLAGS)
 
+# Serve the newest approved model: checks the pointer, then deploys Grocery-Serving only.
+promote: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grocery promote
+
 destroy: install
 	PATH="$(abspath $(BIN)):$$PATH" $(CDK) destroy --all $(CDK_FLAGS)
+
+# Figures next to a baseline measured in the same run (bench_prepare needs the dataset:
+# DATASET=path/to/GroceryStoreDataset, default ../shared/datasets/GroceryStoreDataset).
+DATASET ?= ../shared/datasets/GroceryStoreDataset
+bench: install
+	$(BIN)/python benchmarks/bench_decode.py
+	$(BIN)/python benchmarks/bench_classify_handler.py
+	$(BIN)/python benchmarks/bench_prepare.py --source $(DATASET)
 
 clean:
 	rm -rf cdk.out .pytest_cache .ruff_cache .coverage htmlcov
