@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
@@ -12,8 +11,8 @@ from stacks.config import Config
 from stacks.constructs.acknowledge import acknowledge_nag, skip_checkov
 from stacks.constructs.python_function import PythonFunction
 from stacks.image_uri import algorithm_image_uri
-from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
 from stacks.storage_stack import StorageStack
+from stacks.training.approved_model_pointer import ApprovedModelPointer
 from stacks.training.definition import Resources, TrainingDefinition
 from stacks.training.nag import iam5_findings, iam5_resource
 from stacks.training.names import LABELS_FILE, MANIFEST_FILE, TRAINING_JOBS_PREFIX, job_name_prefix
@@ -28,8 +27,9 @@ from stacks.training.roles import (
 class TrainingStack(Stack):
     """`self.state_machine` trains, gates and registers; `self.model_role` runs the Models.
 
-    The two SSM parameters exist from the first deploy (value "none") so that the serving
-    and batch stacks can read them before any model was approved.
+    `self.approved_model`: the two SSM parameters, created with "none" on the first deploy
+    (so serving and batch can read them before any model was approved) and never reset by
+    CloudFormation afterwards.
     """
 
     def __init__(
@@ -44,21 +44,9 @@ class TrainingStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         image_uri = algorithm_image_uri(self)
 
-        self.model_name_parameter = ssm.StringParameter(
-            self,
-            "ApprovedModelName",
-            parameter_name=approved_model_parameter(config.prefix, "model-name"),
-            string_value=NO_APPROVED_MODEL,
-            description="SageMaker Model that passed the training pipeline's quality gate "
-            "(written by the training state machine)",
-        )
-        self.labels_uri_parameter = ssm.StringParameter(
-            self,
-            "ApprovedModelLabels",
-            parameter_name=approved_model_parameter(config.prefix, "labels-uri"),
-            string_value=NO_APPROVED_MODEL,
-            description="s3 URI of the approved model's labels.json (written by the training "
-            "state machine)",
+        # Created once with "none", never overwritten by CloudFormation (see the module).
+        self.approved_model = ApprovedModelPointer(
+            self, "ApprovedModel", prefix=config.prefix, key=storage.key
         )
 
         self.training_role = training_role(
@@ -106,8 +94,8 @@ class TrainingStack(Stack):
                 model_role=self.model_role,
                 image_uri=image_uri,
                 # Literal names (not Refs): the definition reads as deployed.
-                model_name_parameter=approved_model_parameter(config.prefix, "model-name"),
-                labels_uri_parameter=approved_model_parameter(config.prefix, "labels-uri"),
+                model_name_parameter=self.approved_model.names["model-name"],
+                labels_uri_parameter=self.approved_model.names["labels-uri"],
                 evaluate_function=evaluate.function if evaluate else None,
             ),
         )
@@ -182,8 +170,8 @@ class TrainingStack(Stack):
         # No output re-exports a storage value (cfn-lint W6001): the artifacts bucket is
         # Grocery-Storage's ArtifactsBucketName; each execution's output names its artifact.
         CfnOutput(self, "ModelRoleArn", value=self.model_role.role_arn)
-        CfnOutput(self, "ModelNameParameter", value=self.model_name_parameter.parameter_name)
-        CfnOutput(self, "LabelsUriParameter", value=self.labels_uri_parameter.parameter_name)
+        CfnOutput(self, "ModelNameParameter", value=self.approved_model.names["model-name"])
+        CfnOutput(self, "LabelsUriParameter", value=self.approved_model.names["labels-uri"])
 
     def _harden(self, evaluate: PythonFunction) -> None:
         cfn_function = evaluate.function.node.default_child

@@ -19,11 +19,11 @@ from aws_cdk.assertions import Template
 from moto import mock_aws
 
 from stacks.config import config_from_context
-from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
+from stacks.names import approved_model_parameter
 from stacks.storage_stack import StorageStack
 from stacks.training_stack import TrainingStack
 from tests.infrastructure.conftest import CDK_JSON_CONTEXT
-from tests.support import sfn_local
+from tests.support import custom_resources, sfn_local
 
 DATASET = "datasets/grocery/"
 LABELS = ["Golden-Delicious", "Granny-Smith", "Banana"]
@@ -121,11 +121,10 @@ class Pipeline:
             QueueUrl=self.queue_url, AttributeNames=["QueueArn"]
         )["Attributes"]["QueueArn"]
         boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        for field in ("model-name", "labels-uri"):
-            self.ssm.put_parameter(
-                Name=approved_model_parameter(PREFIX, field), Value=NO_APPROVED_MODEL, Type="String"
-            )
         _, training_json, logical = _synthesized(context)
+        # The approved-model pointer ("none"), created as the stack's custom resources do.
+        custom_resources.run_sdk_calls(training_json, "Create")
+        self.training_template = training_json
         function_arn = None
         if "evaluate_function" in logical:
             role = boto3.client("iam").create_role(

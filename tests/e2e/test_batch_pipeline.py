@@ -33,7 +33,7 @@ from grocery import batch as batch_cli
 from grocery.__main__ import main as cli_main
 from stacks.names import approved_model_parameter
 from tests.infrastructure.conftest import build_app
-from tests.support import sfn_local
+from tests.support import custom_resources, sfn_local
 
 ACCOUNT, REGION = sfn_local.ACCOUNT, sfn_local.REGION
 BUCKET, ARTIFACTS = "grocery-inference", "grocery-artifacts"
@@ -72,8 +72,15 @@ SKIPPED = {
 
 
 @functools.cache
+def _templates() -> dict[str, dict[str, Any]]:
+    stacks = build_app()
+    return {
+        name: Template.from_stack(getattr(stacks, name)).to_json() for name in ("batch", "training")
+    }
+
+
 def _batch_template() -> dict[str, Any]:
-    return Template.from_stack(build_app().batch).to_json()
+    return _templates()["batch"]
 
 
 def _definition(decode_arn: str, topic_arn: str) -> dict[str, Any]:
@@ -101,6 +108,8 @@ class World:
         self.s3 = boto3.client("s3", region_name=REGION)
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         self.ssm = boto3.client("ssm", region_name=REGION)
+        # The approved-model pointer ("none"), created as the training stack's custom resources do.
+        custom_resources.run_sdk_calls(_templates()["training"], "Create")
         for bucket in (BUCKET, ARTIFACTS):
             self.s3.create_bucket(Bucket=bucket)
             self.s3.put_bucket_versioning(
@@ -422,7 +431,6 @@ def test_uploads_are_classified_in_one_batch_with_every_skip_explained(world):
 
 
 def test_without_an_approved_model_the_batch_fails_clearly_and_one_command_reruns_it(world, capsys):
-    world.approve_model("none", "none")
     key, (body, probabilities) = next(iter(GOOD.items()))
     trigger_handler.handler(sqs_event([json.dumps(world.upload(key, body))]), None)
     (execution,) = world.executions()
@@ -520,7 +528,6 @@ def test_rerun_execution_names_fit_the_transform_job_name():
 
 
 def test_aws_errors_are_one_line(world, monkeypatch, capsys):
-    world.approve_model("none", "none")
     key, (body, _) = next(iter(GOOD.items()))
     trigger_handler.handler(sqs_event([json.dumps(world.upload(key, body))]), None)
     (execution,) = world.executions()

@@ -21,7 +21,7 @@ from tests.e2e.conftest import (
     MANIFEST,
     MODEL_ROLE,
 )
-from tests.support import sfn_local
+from tests.support import custom_resources, sfn_local
 
 
 def test_success_registers_model_moves_pointer_and_notifies(pipeline):
@@ -220,3 +220,20 @@ def test_instance_type_override_reaches_the_training_job(pipeline):
     assert params["ResourceConfig"]["InstanceType"] == "ml.g4dn.xlarge"
     assert "VolumeKmsKeyId" not in params["ResourceConfig"]  # NVMe storage: hardware-encrypted
     assert params["HyperParameters"]["mini_batch_size"] == "32"  # not clamped: 500 images
+
+
+def test_recreating_the_pointer_never_resets_an_approved_model(pipeline):
+    # The pipeline moved the pointer (as its PutParameter states do, Overwrite true) ...
+    for field, value in (("model-name", "grocery-train-1-0"), ("labels-uri", "s3://a/l.json")):
+        pipeline.ssm.put_parameter(
+            Name=f"/grocery/approved-model/{field}", Value=value, Type="String", Overwrite=True
+        )
+
+    # ... then CloudFormation replays the custom resources' calls (a re-create or an update).
+    created = custom_resources.run_sdk_calls(pipeline.training_template, "Create")
+    updated = custom_resources.run_sdk_calls(pipeline.training_template, "Update")
+
+    assert len(created) == 2
+    assert updated == []
+    assert pipeline.parameter("model-name") == "grocery-train-1-0"
+    assert pipeline.parameter("labels-uri") == "s3://a/l.json"

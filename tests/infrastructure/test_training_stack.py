@@ -280,16 +280,93 @@ def test_registration_writes_both_approved_model_parameters(definition):
 # --- resources ----------------------------------------------------------------------------
 
 
-def test_approved_model_parameters_exist_before_any_training(template):
-    for field in ("model-name", "labels-uri"):
-        template.has_resource_properties(
-            "AWS::SSM::Parameter",
-            {
-                "Name": approved_model_parameter("grocery", field),
+def _pointer_calls(template: Template) -> dict[str, dict[str, Any]]:
+    """Parameter name -> the pointer custom resource's properties, calls parsed."""
+    calls = {}
+    for resource in template.find_resources("Custom::ApprovedModelPointer").values():
+        props = {
+            key: json.loads(value) if key in ("Create", "Update", "Delete") else value
+            for key, value in resource["Properties"].items()
+        }
+        calls[props["Create"]["parameters"]["Name"]] = props
+    return calls
+
+
+def _parameter_arn(name: str) -> dict[str, Any]:
+    return {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":ssm:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                f":parameter{name}",
+            ],
+        ]
+    }
+
+
+POINTER = [approved_model_parameter("grocery", f) for f in ("model-name", "labels-uri")]
+
+
+def test_no_cloudformation_parameter_resource_manages_the_pointer(template):
+    # An AWS::SSM::Parameter would put "none" back on any update of it.
+    template.resource_count_is("AWS::SSM::Parameter", 0)
+
+
+def test_pointer_is_created_once_with_none_and_never_overwritten(template):
+    calls = _pointer_calls(template)
+    assert sorted(calls) == sorted(POINTER)
+    for name, props in calls.items():
+        assert props["Create"] == {
+            "service": "SSM",
+            "action": "putParameter",
+            "parameters": {
+                "Name": name,
                 "Type": "String",
                 "Value": NO_APPROVED_MODEL,
+                "Overwrite": False,
+                "Description": "Approved model (written by the training state machine)",
             },
-        )
+            "ignoreErrorCodesMatching": "ParameterAlreadyExists",
+            "physicalResourceId": {"id": name},
+        }
+        assert "Update" not in props
+        assert props["Delete"] == {
+            "service": "SSM",
+            "action": "deleteParameter",
+            "parameters": {"Name": name},
+            "ignoreErrorCodesMatching": "ParameterNotFound",
+        }
+
+
+def test_pointer_provider_may_touch_exactly_the_two_parameters(template):
+    ssm_statements = [
+        statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if any(action.startswith("ssm:") for action in _actions(statement))
+        and not policy["Properties"]["PolicyName"].startswith("PipelineRole")
+    ]
+    assert sorted(json.dumps(s["Resource"]) for s in ssm_statements) == sorted(
+        json.dumps(_parameter_arn(name)) for name in POINTER
+    )
+    for statement in ssm_statements:
+        assert sorted(_actions(statement)) == ["ssm:DeleteParameter", "ssm:PutParameter"]
+
+
+def test_state_machine_may_write_only_the_two_parameters(template):
+    puts = _by_action(_policy_statements(template, "PipelineRole"))["ssm:PutParameter"]
+    resources = []
+    for statement in puts:
+        resource = statement["Resource"]
+        resources.extend(resource if isinstance(resource, list) else [resource])
+    assert sorted(json.dumps(r) for r in resources) == sorted(
+        json.dumps(_parameter_arn(name)) for name in POINTER
+    )
 
 
 def test_state_machine_is_standard_logged_and_traced(template):
@@ -402,7 +479,11 @@ def gated():
 def test_test_gate_is_off_by_default(template, definition):
     names = {name for name, _ in iter_states(definition)}
     assert not names & {"Evaluate on test channel", "Score test predictions", "No test channel"}
-    template.resource_count_is("AWS::Lambda::Function", 0)
+    # The one function left is CDK's provider of the approved-model pointer.
+    template.resource_count_is("AWS::Lambda::Function", 1)
+    template.resource_properties_count_is(
+        "AWS::Lambda::Function", {"Handler": "training_evaluate.handler.handler"}, 0
+    )
 
 
 def test_test_gate_definition_is_valid_and_calls_the_api_correctly(gated, tmp_path):

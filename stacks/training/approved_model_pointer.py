@@ -1,0 +1,119 @@
+"""The approved-model pointer: two SSM parameters that CloudFormation creates but never writes.
+
+An `AWS::SSM::Parameter` resource would put its template value ("none") back on any update
+of that resource (a description, a tag, a CDK upgrade that renders it differently), and the
+next serving deploy would then delete the endpoint. So each parameter is created by a
+custom resource: PutParameter with Overwrite false on create (ParameterAlreadyExists is
+ignored: the value the training pipeline wrote stays), nothing on update, DeleteParameter
+when the stack is destroyed (the pointer belongs to the training stack).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from stacks.constructs.acknowledge import skip_checkov
+from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
+
+FIELDS = ("model-name", "labels-uri")
+# CDK's id of the one Lambda that backs every AwsCustomResource of a stack.
+PROVIDER_ID = "AWS679f53fac002430cb0da5b7982bd2287"
+
+
+def parameter_arn(name: str) -> str:
+    return f"arn:{Aws.PARTITION}:ssm:{Aws.REGION}:{Aws.ACCOUNT_ID}:parameter{name}"
+
+
+class ApprovedModelPointer(Construct):
+    """`names[field]` / `arns[field]` for field in FIELDS ("model-name", "labels-uri")."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, prefix: str, key: kms.IKey) -> None:
+        super().__init__(scope, construct_id)
+        self.names = {field: approved_model_parameter(prefix, field) for field in FIELDS}
+        self.arns = {field: parameter_arn(name) for field, name in self.names.items()}
+        log_group = logs.LogGroup(
+            self,
+            "ProviderLogs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            encryption_key=key,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        # Our own role instead of CDK's default (AWSLambdaBasicExecutionRole): it may write
+        # this log group only; each custom resource adds its one parameter's SSM calls.
+        role = iam.Role(
+            self,
+            "ProviderRole",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description="Creates/deletes the approved-model SSM parameters at deploy time",
+        )
+        log_group.grant_write(role)
+        for field, name in self.names.items():
+            cr.AwsCustomResource(
+                self,
+                "".join(part.capitalize() for part in field.split("-")),
+                resource_type="Custom::ApprovedModelPointer",
+                on_create=cr.AwsSdkCall(
+                    service="SSM",
+                    action="putParameter",
+                    parameters={
+                        "Name": name,
+                        "Type": "String",
+                        "Value": NO_APPROVED_MODEL,
+                        "Overwrite": False,
+                        "Description": "Approved model (written by the training state machine)",
+                    },
+                    physical_resource_id=cr.PhysicalResourceId.of(name),
+                    ignore_error_codes_matching="ParameterAlreadyExists",
+                ),
+                # No on_update: CloudFormation never writes the pointer after creating it.
+                on_delete=cr.AwsSdkCall(
+                    service="SSM",
+                    action="deleteParameter",
+                    parameters={"Name": name},
+                    ignore_error_codes_matching="ParameterNotFound",
+                ),
+                policy=cr.AwsCustomResourcePolicy.from_statements(
+                    [
+                        iam.PolicyStatement(
+                            actions=["ssm:PutParameter", "ssm:DeleteParameter"],
+                            resources=[self.arns[field]],
+                        )
+                    ]
+                ),
+                install_latest_aws_sdk=False,
+                log_group=log_group,
+                role=role,
+            )
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        provider = Stack.of(self).node.find_child(PROVIDER_ID)
+        # The function names its role by GetAtt already; CDK's extra DependsOn on it is
+        # cfn-lint W3005. Keep the DependsOn on the role's policy (its log writes).
+        policy = self.node.find_child("ProviderRole").node.find_child("DefaultPolicy")
+        provider.node.default_child.add_override(
+            "DependsOn", [Stack.of(self).get_logical_id(policy.node.default_child)]
+        )
+        for check, reason in (
+            (
+                "CKV_AWS_115",
+                "CDK's custom-resource provider runs only during CloudFormation deployments; "
+                "reserved concurrency would take from the account quota for no benefit.",
+            ),
+            (
+                "CKV_AWS_116",
+                "Invoked synchronously by CloudFormation, which reports failures itself; a DLQ "
+                "only serves asynchronous invocations.",
+            ),
+            (
+                "CKV_AWS_117",
+                "Calls only the SSM API over TLS with IAM; a VPC would add NAT or endpoints "
+                "without narrowing access.",
+            ),
+        ):
+            skip_checkov(provider, check, reason)
