@@ -9,6 +9,7 @@ from constructs import Construct
 
 from stacks.config import Config
 from stacks.constructs.acknowledge import acknowledge_nag, skip_checkov
+from stacks.constructs.dependencies import depend_on_policy_only
 from stacks.constructs.python_function import PythonFunction
 from stacks.image_uri import algorithm_image_uri
 from stacks.storage_stack import StorageStack
@@ -158,13 +159,7 @@ class TrainingStack(Stack):
                 "test-set transform jobs are named after the model (per execution and retry); "
                 "scoped to the pipeline's name prefix",
             )
-        # The state machine names its role by GetAtt already; CDK's extra DependsOn on the
-        # role is cfn-lint W3005. Keep the DependsOn on the role's policy (IAM must be in
-        # place before the first execution).
-        policy = self.state_machine.role.node.find_child("DefaultPolicy").node.default_child
-        self.state_machine.node.default_child.add_override(
-            "DependsOn", [self.get_logical_id(policy)]
-        )
+        depend_on_policy_only(self.state_machine, self.state_machine.role)
 
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         # No output re-exports a storage value (cfn-lint W6001): the artifacts bucket is
@@ -174,11 +169,6 @@ class TrainingStack(Stack):
         CfnOutput(self, "LabelsUriParameter", value=self.approved_model.names["labels-uri"])
 
     def _harden(self, evaluate: PythonFunction) -> None:
-        cfn_function = evaluate.function.node.default_child
-        # The function names its role by GetAtt already (cfn-lint W3005); keep the
-        # DependsOn on the role's policy only.
-        policy = evaluate.role.node.find_child("DefaultPolicy").node.default_child
-        cfn_function.add_override("DependsOn", [self.get_logical_id(policy)])
         for check, reason in (
             (
                 "CKV_AWS_115",

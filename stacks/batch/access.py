@@ -83,15 +83,6 @@ def acknowledge_wildcards(policy: IConstruct, findings: dict[str, str]) -> None:
             acknowledge_nag(policy, f"AwsSolutions-IAM5[Resource::{resource}]", reason)
 
 
-def depend_on_policy_only(resource: IConstruct, role: iam.Role) -> None:
-    """Keeps only the DependsOn on the role's default policy (the role itself is already a
-    GetAtt: CDK's extra DependsOn on it is cfn-lint W3005)."""
-    policy = role.node.find_child("DefaultPolicy").node.default_child
-    resource.node.default_child.add_override(
-        "DependsOn", [Stack.of(resource).get_logical_id(policy)]
-    )
-
-
 def skip_lambda_checks(function: IConstruct, *, invoked_by: str, bounded_by: str) -> None:
     """The three checkov Lambda checks that do not fit a function invoked synchronously."""
     skip_checkov(

@@ -19,7 +19,6 @@ from constructs import Construct
 from stacks.batch import BATCHES_PREFIX
 from stacks.batch.access import (
     acknowledge_wildcards,
-    depend_on_policy_only,
     grant_list,
     grant_objects,
     skip_lambda_checks,
@@ -171,7 +170,6 @@ class BatchIntake(Construct):
                 max_concurrency=TRIGGER_CONCURRENCY,
             )
         )
-        depend_on_policy_only(self.trigger_function, trigger.role)
         skip_lambda_checks(
             self.trigger_function,
             invoked_by="its SQS event source (failed messages go to the queue's dead-letter queue)",

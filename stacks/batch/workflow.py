@@ -31,12 +31,12 @@ from constructs import Construct
 from stacks.batch import BATCHES_PREFIX
 from stacks.batch.access import (
     acknowledge_wildcards,
-    depend_on_policy_only,
     grant_list,
     grant_objects,
     skip_lambda_checks,
 )
 from stacks.config import Config
+from stacks.constructs.dependencies import depend_on_policy_only
 from stacks.constructs.python_function import LOG_RETENTION, PythonFunction
 from stacks.names import (
     INCOMING_PREFIX,
@@ -423,7 +423,6 @@ class BatchWorkflow(Construct):
                 },
             },
         )
-        depend_on_policy_only(function.function, role)
         skip_lambda_checks(
             function.function,
             invoked_by="the batch state machine (its Catch records and reports the failure)",

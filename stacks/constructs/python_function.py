@@ -19,6 +19,7 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from stacks.constructs.acknowledge import acknowledge_nag
+from stacks.constructs.dependencies import depend_on_policy_only
 
 LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
 # The newest Python runtime (cdk-nag L1); the code also runs on the local 3.11 used by tests.
@@ -99,6 +100,7 @@ class PythonFunction(Construct):
             environment_encryption=key,
         )
         key.grant_decrypt(self.role)
+        depend_on_policy_only(self.function, self.role)
         acknowledge_nag(
             self.role.node.find_child("DefaultPolicy"),
             "AwsSolutions-IAM5[Resource::*]",

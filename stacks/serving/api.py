@@ -15,7 +15,6 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
@@ -93,11 +92,6 @@ class ClassifyApi(Construct):
             },
         )
         role = self.function.role
-        # The function names its role by GetAtt already; CDK's extra DependsOn on the role is
-        # cfn-lint W3005. Keep only the DependsOn on the role's default policy.
-        cfn_function: lambda_.CfnFunction = self.function.function.node.default_child
-        default_policy = role.node.find_child("DefaultPolicy").node.default_child
-        cfn_function.add_override("DependsOn", [stack.get_logical_id(default_policy)])
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:InvokeEndpoint"],

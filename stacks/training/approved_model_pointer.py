@@ -18,6 +18,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.constructs.acknowledge import skip_checkov
+from stacks.constructs.dependencies import depend_on_policy_only
 from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
 
 FIELDS = ("model-name", "labels-uri")
@@ -93,12 +94,7 @@ class ApprovedModelPointer(Construct):
 
     def _acknowledge(self) -> None:
         provider = Stack.of(self).node.find_child(PROVIDER_ID)
-        # The function names its role by GetAtt already; CDK's extra DependsOn on it is
-        # cfn-lint W3005. Keep the DependsOn on the role's policy (its log writes).
-        policy = self.node.find_child("ProviderRole").node.find_child("DefaultPolicy")
-        provider.node.default_child.add_override(
-            "DependsOn", [Stack.of(self).get_logical_id(policy.node.default_child)]
-        )
+        depend_on_policy_only(provider, self.node.find_child("ProviderRole"))
         for check, reason in (
             (
                 "CKV_AWS_115",

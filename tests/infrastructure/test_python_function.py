@@ -70,3 +70,11 @@ def test_role_has_no_managed_policies_and_writes_only_its_log_group(template):
     statements = policy["Properties"]["PolicyDocument"]["Statement"]
     log_statement = next(s for s in statements if "logs:PutLogEvents" in s["Action"])
     assert log_statement["Resource"]["Fn::GetAtt"][0].startswith("ClassifyLogs")
+
+
+def test_function_depends_on_its_role_policy_only(template):
+    # The role is a GetAtt already (a DependsOn on it is cfn-lint W3005); the policy must
+    # exist before the first invocation.
+    ((function_id, function),) = template.find_resources("AWS::Lambda::Function").items()
+    (policy_id,) = template.find_resources("AWS::IAM::Policy")
+    assert function["DependsOn"] == [policy_id], function_id

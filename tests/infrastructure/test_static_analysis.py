@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 from tests.infrastructure.conftest import build_app
@@ -55,10 +58,39 @@ def test_acknowledgments_are_narrow_and_reasoned(app_stacks):
 
 
 def test_checkov_skips_are_per_resource_and_reasoned(app_stacks):
-    from aws_cdk.assertions import Template
-
     for stack in app_stacks.all():
         for logical_id, resource in Template.from_stack(stack).to_json()["Resources"].items():
             for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", []):
                 assert skip["id"].startswith("CKV_"), (logical_id, skip)
                 assert len(skip["comment"]) >= 30, f"{logical_id}: {skip['id']} needs a reason"
+
+
+def _references(value: Any) -> set[str]:
+    """Logical ids a property value names by Ref or Fn::GetAtt."""
+    if isinstance(value, list):
+        return set().union(*map(_references, value)) if value else set()
+    if not isinstance(value, dict):
+        return set()
+    found = set()
+    for key, inner in value.items():
+        if key == "Ref" and isinstance(inner, str):
+            found.add(inner)
+        elif key == "Fn::GetAtt":
+            found.add(inner[0] if isinstance(inner, list) else inner.split(".")[0])
+        else:
+            found |= _references(inner)
+    return found
+
+
+def test_no_depends_on_repeats_a_reference(stacks):
+    """cfn-lint W3005 in pytest: a DependsOn on a resource already named by Ref/GetAtt.
+
+    Default context only: with retain_data=false, CDK's S3 auto-delete provider (storage
+    stack) still has one such DependsOn.
+    """
+    for stack in stacks.all():
+        for logical_id, resource in Template.from_stack(stack).to_json()["Resources"].items():
+            depends_on = resource.get("DependsOn", [])
+            depends_on = [depends_on] if isinstance(depends_on, str) else depends_on
+            redundant = set(depends_on) & _references(resource.get("Properties", {}))
+            assert not redundant, f"{stack.stack_name} {logical_id}: {sorted(redundant)}"
