@@ -47,7 +47,7 @@ def build(app: App, config: Config) -> GroceryStacks:
         **name("Serving"),
     )
     # The training stack creates the approved-model parameters the serving stack reads.
-    serving.add_dependency(training)
+    serving.add_stack_dependency(training)
 
     batch = BatchStack(
         app,

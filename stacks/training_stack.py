@@ -10,12 +10,12 @@ from constructs import Construct
 from stacks.config import Config
 from stacks.constructs.acknowledge import acknowledge_nag, skip_checkov
 from stacks.constructs.dependencies import depend_on_policy_only
+from stacks.constructs.nag_findings import iam5_findings, iam5_resource
 from stacks.constructs.python_function import PythonFunction
 from stacks.image_uri import algorithm_image_uri
 from stacks.storage_stack import StorageStack
 from stacks.training.approved_model_pointer import ApprovedModelPointer
 from stacks.training.definition import Resources, TrainingDefinition
-from stacks.training.nag import iam5_findings, iam5_resource
 from stacks.training.names import LABELS_FILE, MANIFEST_FILE, TRAINING_JOBS_PREFIX, job_name_prefix
 from stacks.training.roles import (
     grant_state_machine,

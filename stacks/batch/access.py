@@ -11,7 +11,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import IConstruct
 
 from stacks.constructs.acknowledge import acknowledge_nag, skip_checkov
-from stacks.training.nag import imported_attribute
+from stacks.constructs.nag_findings import imported_attribute
 
 
 def grant_objects(
@@ -34,7 +34,7 @@ def grant_list(role: iam.IRole, bucket: s3.IBucket) -> None:
 
 
 def nag_resources(scope: IConstruct, arn: str) -> set[str]:
-    """The names cdk-nag gives an ARN in an IAM5 finding (see stacks/training/nag.py).
+    """The names cdk-nag gives an ARN in an IAM5 finding (see stacks/constructs/nag_findings.py).
 
     A GetAtt of this stack shows as `<Logical.Attr>`; one of another stack shows that
     way before synthesis and as the export it is imported from during `cdk synth`.

@@ -13,8 +13,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.constructs.acknowledge import acknowledge_nag
+from stacks.constructs.nag_findings import iam5_findings
 from stacks.names import INCOMING_PREFIX, PREDICTIONS_PREFIX
-from stacks.training.nag import iam5_findings
 from stacks.training.names import CHECKPOINTS_PREFIX, TRAINING_JOBS_PREFIX
 
 SAGEMAKER = "sagemaker.amazonaws.com"

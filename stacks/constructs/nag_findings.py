@@ -1,4 +1,4 @@
-"""cdk-nag finding ids for resources that live in another stack.
+"""cdk-nag finding ids for resources that live in another stack (used by training and batch).
 
 cdk-nag prints a cross-stack ARN in one of two ways: `<LogicalId.Arn>` when a stack is
 checked before synthesis (`validate_scope` in tests), and the name of the CloudFormation
