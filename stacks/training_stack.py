@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_logs as logs
+from aws_cdk import CfnOutput, Duration, Stack
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import Config
 from stacks.constructs.acknowledge import acknowledge_nag, skip_checkov
 from stacks.constructs.dependencies import depend_on_policy_only
+from stacks.constructs.log_group import encrypted_log_group
 from stacks.constructs.nag_findings import iam5_findings, iam5_resource
 from stacks.constructs.python_function import PythonFunction
 from stacks.image_uri import algorithm_image_uri
@@ -101,13 +101,7 @@ class TrainingStack(Stack):
             ),
         )
 
-        log_group = logs.LogGroup(
-            self,
-            "StateMachineLogs",
-            retention=logs.RetentionDays.THREE_MONTHS,
-            encryption_key=storage.key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        log_group = encrypted_log_group(self, "StateMachineLogs", key=storage.key)
         self.state_machine = sfn.StateMachine(
             self,
             "Pipeline",

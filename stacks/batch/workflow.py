@@ -18,10 +18,9 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -37,7 +36,8 @@ from stacks.batch.access import (
 )
 from stacks.config import Config
 from stacks.constructs.dependencies import depend_on_policy_only
-from stacks.constructs.python_function import LOG_RETENTION, PythonFunction
+from stacks.constructs.log_group import encrypted_log_group
+from stacks.constructs.python_function import PythonFunction
 from stacks.names import (
     INCOMING_PREFIX,
     NO_APPROVED_MODEL,
@@ -203,13 +203,7 @@ class BatchWorkflow(Construct):
             .next(choose)
         )
 
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=LOG_RETENTION,
-            encryption_key=key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.log_group = encrypted_log_group(self, "Logs", key=key)
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from stacks.constructs.acknowledge import acknowledge_nag
 from stacks.constructs.dependencies import depend_on_policy_only
+from stacks.constructs.log_group import encrypted_log_group
 
 LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
 # The newest Python runtime (cdk-nag L1); the code also runs on the local 3.11 used by tests.
@@ -27,7 +27,6 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.ARM_64
 # Keep equal to aws-lambda-powertools in requirements-dev.txt (what the tests use).
 POWERTOOLS_VERSION = "3.37.0"
-LOG_RETENTION = logs.RetentionDays.THREE_MONTHS
 DEFAULT_TIMEOUT = Duration.seconds(30)
 
 
@@ -58,13 +57,7 @@ class PythonFunction(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            retention=LOG_RETENTION,
-            encryption_key=key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.log_group = encrypted_log_group(self, "Logs", key=key)
         self.role = iam.Role(
             self,
             "Role",

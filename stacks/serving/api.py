@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import json
 
-from aws_cdk import Aws, Duration, Fn, RemovalPolicy, Stack
+from aws_cdk import Aws, Duration, Fn, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.config import Config
 from stacks.constructs.acknowledge import acknowledge_nag, skip_checkov
-from stacks.constructs.python_function import LOG_RETENTION, PythonFunction
+from stacks.constructs.log_group import encrypted_log_group
+from stacks.constructs.python_function import PythonFunction
 from stacks.serving.approved_model import ApprovedModel
 from stacks.serving.endpoint import ClassifierEndpoint
 
@@ -124,13 +124,7 @@ class ClassifyApi(Construct):
             "NAT or endpoint costs and no control.",
         )
 
-        self.access_logs = logs.LogGroup(
-            self,
-            "AccessLogs",
-            retention=LOG_RETENTION,
-            encryption_key=key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        self.access_logs = encrypted_log_group(self, "AccessLogs", key=key)
         self.api = apigw.RestApi(
             self,
             "Api",

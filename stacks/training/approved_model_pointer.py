@@ -10,15 +10,15 @@ when the stack is destroyed (the pointer belongs to the training stack).
 
 from __future__ import annotations
 
-from aws_cdk import Aws, RemovalPolicy, Stack
+from aws_cdk import Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from stacks.constructs.acknowledge import skip_checkov
 from stacks.constructs.dependencies import depend_on_policy_only
+from stacks.constructs.log_group import encrypted_log_group
 from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
 
 FIELDS = ("model-name", "labels-uri")
@@ -37,13 +37,7 @@ class ApprovedModelPointer(Construct):
         super().__init__(scope, construct_id)
         self.names = {field: approved_model_parameter(prefix, field) for field in FIELDS}
         self.arns = {field: parameter_arn(name) for field, name in self.names.items()}
-        log_group = logs.LogGroup(
-            self,
-            "ProviderLogs",
-            retention=logs.RetentionDays.THREE_MONTHS,
-            encryption_key=key,
-            removal_policy=RemovalPolicy.DESTROY,
-        )
+        log_group = encrypted_log_group(self, "ProviderLogs", key=key)
         # Our own role instead of CDK's default (AWSLambdaBasicExecutionRole): it may write
         # this log group only; each custom resource adds its one parameter's SSM calls.
         role = iam.Role(
