@@ -34,7 +34,7 @@ class StorageStack(Stack):
             iam.PolicyStatement(
                 sid="AllowCloudWatchAlarmsToUseEncryptedTopic",
                 principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],  # in a key policy, "*" means this key
                 conditions={"StringEquals": {"aws:SourceAccount": self.account}},
             )
@@ -45,11 +45,14 @@ class StorageStack(Stack):
                 sid="AllowCloudWatchLogsOfThisAccount",
                 principals=[iam.ServicePrincipal(f"logs.{self.region}.amazonaws.com")],
                 actions=[
-                    "kms:Encrypt*",
-                    "kms:Decrypt*",
-                    "kms:ReEncrypt*",
-                    "kms:GenerateDataKey*",
-                    "kms:Describe*",
+                    # AWS's documented set for CloudWatch Logs, spelled out (no wildcards).
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncryptFrom",
+                    "kms:ReEncryptTo",
+                    "kms:GenerateDataKey",
+                    "kms:GenerateDataKeyWithoutPlaintext",
+                    "kms:DescribeKey",
                 ],
                 resources=["*"],  # in a key policy, "*" means this key
                 conditions={
@@ -65,7 +68,7 @@ class StorageStack(Stack):
             iam.PolicyStatement(
                 sid="AllowEventBridgeToUseEncryptedQueues",
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],  # in a key policy, "*" means this key
                 conditions={"StringEquals": {"aws:SourceAccount": self.account}},
             )

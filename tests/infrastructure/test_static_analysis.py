@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -94,3 +95,51 @@ def test_no_depends_on_repeats_a_reference(stacks):
             depends_on = [depends_on] if isinstance(depends_on, str) else depends_on
             redundant = set(depends_on) & _references(resource.get("Properties", {}))
             assert not redundant, f"{stack.stack_name} {logical_id}: {sorted(redundant)}"
+
+
+def _allow_statements(template: dict):
+    """(logical id, statement) for every Allow in identity, key and resource policies."""
+    for logical_id, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        documents = [props[k] for k in ("PolicyDocument", "KeyPolicy") if k in props]
+        documents += [policy["PolicyDocument"] for policy in props.get("Policies", [])]
+        for document in documents:
+            for statement in document["Statement"]:
+                if statement["Effect"] == "Allow":
+                    yield logical_id, statement
+
+
+def _is_account_root_key_admin(statement: dict) -> bool:
+    # CDK's default key policy: the account's IAM decides who uses the key.
+    principal = json.dumps(statement.get("Principal", {}))
+    return statement.get("Action") == "kms:*" and ":root" in principal
+
+
+def _is_cdk_bucket_emptier(statement: dict) -> bool:
+    # retain_data=false: CDK's auto-delete provider may list and delete the bucket's objects.
+    return "CustomS3AutoDeleteObjectsCustomResourceProviderRole" in json.dumps(
+        statement.get("Principal", {})
+    )
+
+
+def test_no_wildcard_actions_and_no_managed_policies(app_stacks):
+    offenders = []
+    for stack in app_stacks.all():
+        template = Template.from_stack(stack).to_json()
+        for logical_id, statement in _allow_statements(template):
+            actions = statement["Action"]
+            actions = [actions] if isinstance(actions, str) else actions
+            exempt = _is_account_root_key_admin(statement) or _is_cdk_bucket_emptier(statement)
+            if any("*" in action for action in actions) and not exempt:
+                offenders.append(f"{stack.stack_name}/{logical_id}: {actions}")
+        for logical_id, resource in template["Resources"].items():
+            if resource["Type"] == "AWS::IAM::Role":
+                managed = json.dumps(resource["Properties"].get("ManagedPolicyArns", []))
+                assert "FullAccess" not in managed, logical_id
+                # Only CDK's own bucket-emptying provider (retain_data=false) has one: logs only.
+                if logical_id.startswith("CustomS3AutoDeleteObjectsCustomResourceProvider"):
+                    assert managed.count("policy/") == 1
+                    assert "AWSLambdaBasicExecutionRole" in managed
+                else:
+                    assert managed == "[]", logical_id
+    assert offenders == []

@@ -38,7 +38,7 @@ class TestKey:
                             Match.object_like(
                                 {
                                     "Principal": {"Service": "cloudwatch.amazonaws.com"},
-                                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                                 }
                             )
                         ]
@@ -57,7 +57,7 @@ class TestKey:
                             Match.object_like(
                                 {
                                     "Principal": {"Service": "events.amazonaws.com"},
-                                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                                    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
                                     "Condition": {
                                         "StringEquals": {
                                             "aws:SourceAccount": {"Ref": "AWS::AccountId"}
