@@ -6,6 +6,8 @@ import argparse
 import importlib
 import sys
 
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
 from grocery.errors import CommandError
 
 # Each module defines `register(subparsers)`, which adds its parser and sets
@@ -30,6 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     except CommandError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
+    except (NoRegionError, NoCredentialsError) as error:
+        print(
+            f"error: {error} Set AWS_REGION (or AWS_DEFAULT_REGION) and AWS credentials "
+            "(aws configure, or AWS_PROFILE) for the account the stacks are deployed in.",
+            file=sys.stderr,
+        )
+        return 2
+    except ClientError as error:
+        print(f"error: AWS refused the request: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import pytest
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 import grocery.__main__ as cli
 from grocery.errors import CommandError
@@ -39,3 +40,28 @@ def test_help_lists_commands(capsys):
         cli.main(["--help"])
     assert exit_info.value.code == 0
     assert "Operate a deployed grocery classifier" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "message"),
+    [
+        (NoRegionError(), 2, "You must specify a region. Set AWS_REGION"),
+        (NoCredentialsError(), 2, "Unable to locate credentials Set AWS_REGION"),
+        (
+            ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "StartExecution"),
+            1,
+            "AWS refused the request: An error occurred (AccessDenied)",
+        ),
+    ],
+)
+def test_aws_setup_problems_are_one_line(monkeypatch, capsys, error, code, message):
+    def failing(_args):
+        raise error
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(run=failing)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    assert cli.main([]) == code
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}")
+    assert err.count("\n") == 1
