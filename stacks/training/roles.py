@@ -112,6 +112,18 @@ def _acknowledge_prefixes(role: iam.Role, findings: list[tuple[str, object, str]
             acknowledge_nag(policy, finding, f"Prefix-scoped wildcard: {reason}.")
 
 
+def _sagemaker_role(scope: Construct, construct_id: str, *, description: str) -> iam.Role:
+    """A role only SageMaker of this account may assume (confused-deputy guard)."""
+    return iam.Role(
+        scope,
+        construct_id,
+        assumed_by=iam.ServicePrincipal(
+            SAGEMAKER, conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
+        ),
+        description=description,
+    )
+
+
 def training_role(
     scope: Construct,
     *,
@@ -121,12 +133,9 @@ def training_role(
     image_uri: str,
 ) -> iam.Role:
     """The training job's role: read the training data, write this pipeline's artifacts."""
-    role = iam.Role(
+    role = _sagemaker_role(
         scope,
         "TrainingJobRole",
-        assumed_by=iam.ServicePrincipal(
-            SAGEMAKER, conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
-        ),
         description="SageMaker training jobs of the grocery pipeline: read training data, write artifacts",
     )
     statements = [
@@ -203,12 +212,9 @@ def model_role(
     A transform job has no role of its own: it reads its input and writes its output
     with the model's role, hence the inference bucket's incoming/ and predictions/.
     """
-    role = iam.Role(
+    role = _sagemaker_role(
         scope,
         "ModelRole",
-        assumed_by=iam.ServicePrincipal(
-            SAGEMAKER, conditions={"StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}}
-        ),
         description="SageMaker Models of the grocery pipeline: read artifacts; transform I/O",
     )
     statements = [
