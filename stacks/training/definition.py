@@ -211,46 +211,40 @@ class TrainingDefinition(Construct):
         )
         return sfn.Choice(self, "Check input").when(valid, self._read_dataset()).otherwise(reject)
 
-    def _read_dataset(self) -> sfn.IChainable:
-        res = self.res
-        bucket = res.training_data.bucket_name
-        read_manifest = tasks.CallAwsService(
+    def _read_dataset_file(
+        self, state_name: str, file_name: str, *, result_selector: dict, result_path: str
+    ) -> tasks.CallAwsService:
+        """GetObject of `<dataset>/<file_name>` from the training-data bucket, parsed as JSON."""
+        training_data = self.res.training_data
+        return tasks.CallAwsService(
             self,
-            "Read manifest",
+            state_name,
             service="s3",
             action="getObject",
             parameters={
-                "Bucket": bucket,
-                "Key": sfn.JsonPath.format(
-                    f"{{}}{MANIFEST_FILE}", sfn.JsonPath.string_at("$.dataset")
-                ),
+                "Bucket": training_data.bucket_name,
+                "Key": sfn.JsonPath.format(f"{{}}{file_name}", sfn.JsonPath.string_at("$.dataset")),
             },
             iam_action="s3:GetObject",
-            iam_resources=[res.training_data.arn_for_objects(f"*/{MANIFEST_FILE}")],
-            result_selector={
-                "content": sfn.JsonPath.string_to_json(sfn.JsonPath.string_at("$.Body"))
-            },
+            iam_resources=[training_data.arn_for_objects(f"*/{file_name}")],
+            result_selector=result_selector,
+            result_path=result_path,
+        )
+
+    def _read_dataset(self) -> sfn.IChainable:
+        bucket = self.res.training_data.bucket_name
+        body = sfn.JsonPath.string_to_json(sfn.JsonPath.string_at("$.Body"))
+        read_manifest = self._read_dataset_file(
+            "Read manifest",
+            MANIFEST_FILE,
+            result_selector={"content": body},
             result_path="$.manifest",
         )
         # Only the label count is kept: the check compares it with num_classes.
-        read_labels = tasks.CallAwsService(
-            self,
+        read_labels = self._read_dataset_file(
             "Read labels",
-            service="s3",
-            action="getObject",
-            parameters={
-                "Bucket": bucket,
-                "Key": sfn.JsonPath.format(
-                    f"{{}}{LABELS_FILE}", sfn.JsonPath.string_at("$.dataset")
-                ),
-            },
-            iam_action="s3:GetObject",
-            iam_resources=[res.training_data.arn_for_objects(f"*/{LABELS_FILE}")],
-            result_selector={
-                "count": sfn.JsonPath.array_length(
-                    sfn.JsonPath.string_to_json(sfn.JsonPath.string_at("$.Body"))
-                )
-            },
+            LABELS_FILE,
+            result_selector={"count": sfn.JsonPath.array_length(body)},
             result_path="$.labels",
         )
         for state, missing in ((read_manifest, MANIFEST_FILE), (read_labels, LABELS_FILE)):
