@@ -33,14 +33,16 @@ def build(app: App, config: Config) -> GroceryStacks:
     env = Environment(account=config.account or None, region=config.region or None)
 
     def name(part: str) -> dict:
-        return {"stack_name": stack_name(config.prefix, part), "env": env}
+        # The construct id is the CloudFormation name too: `cdk deploy Grocery-Serving`
+        # selects by construct id, and users only ever see the CloudFormation name.
+        full_name = stack_name(config.prefix, part)
+        return {"construct_id": full_name, "stack_name": full_name, "env": env}
 
-    storage = StorageStack(app, "Storage", config=config, **name("Storage"))
-    training = TrainingStack(app, "Training", config=config, storage=storage, **name("Training"))
+    storage = StorageStack(app, config=config, **name("Storage"))
+    training = TrainingStack(app, config=config, storage=storage, **name("Training"))
 
     serving = ServingStack(
         app,
-        "Serving",
         config=config,
         storage=storage,
         model_role=training.model_role,
@@ -51,7 +53,6 @@ def build(app: App, config: Config) -> GroceryStacks:
 
     batch = BatchStack(
         app,
-        "Batch",
         config=config,
         key=storage.key,
         inference_bucket=storage.inference,
@@ -66,7 +67,6 @@ def build(app: App, config: Config) -> GroceryStacks:
     # One dashboard over the other stacks; it only reads their names and ARNs.
     monitoring = MonitoringStack(
         app,
-        "Monitoring",
         config=config,
         watched=[training, serving, batch],
         training_state_machine=training.state_machine,
