@@ -13,7 +13,7 @@ from stacks.config import ConfigError, config_from_context
 def main() -> None:
     app = App()
     try:
-        config = config_from_context(app.node.try_get_context)
+        config = config_from_context(app.node.try_get_context, app.node.get_all_context())
     except ConfigError as error:
         sys.exit(f"Configuration error: {error}")
     build(app, config)

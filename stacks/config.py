@@ -9,9 +9,10 @@ fails synth with a message that names the key, the value and what to do.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from stacks.image_uri import supported_regions
@@ -19,6 +20,10 @@ from stacks.image_uri import supported_regions
 # The built-in image-classification algorithm trains on GPU instances only.
 GPU_TRAINING_FAMILIES = ("p2", "p3", "p3dn", "p4d", "p5", "g4dn", "g5", "g6")
 
+# No checkpoint_frequency: the algorithm stores every checkpoint inside model.tar.gz, which
+# grows with each one and is downloaded by every endpoint start and transform job; without
+# it only the best epoch is kept. Spot resume uses the job's CheckpointConfig, not this.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/IC-Hyperparameter.html
 # Transfer-learning defaults for ~4,000 photos of 81 classes (see README).
 # num_classes and num_training_samples come from the dataset's manifest at run time.
 DEFAULT_HYPERPARAMETERS: dict[str, str] = {
@@ -31,14 +36,14 @@ DEFAULT_HYPERPARAMETERS: dict[str, str] = {
     "optimizer": "sgd",
     "mini_batch_size": "32",
     "augmentation_type": "crop_color_transform",
-    "early_stopping": "true",
+    # The algorithm documents True / False for this one (not 0/1 or lowercase).
+    "early_stopping": "True",
     "early_stopping_min_epochs": "8",
     "early_stopping_patience": "4",
     "early_stopping_tolerance": "0.0",
     "lr_scheduler_step": "10,20",
     "lr_scheduler_factor": "0.1",
     "top_k": "5",
-    "checkpoint_frequency": "1",
     "precision_dtype": "float32",
 }
 
@@ -100,7 +105,21 @@ def _check_prefix(c: Config) -> None:
         )
 
 
+# Regions of the other partitions (aws-cn, aws-us-gov, the ISO ones): the templates use
+# partition-aware ARNs, but the Powertools layer parameter and the algorithm's images have
+# not been checked there, so a pinned region of theirs is refused instead of failing later.
+_OTHER_PARTITION_REGIONS = re.compile(r"^(cn|us-gov|us-iso[a-z]*)-")
+
+
 def _check_region(c: Config) -> None:
+    if c.region and _OTHER_PARTITION_REGIONS.match(c.region):
+        raise _fail(
+            "region",
+            c.region,
+            "only the commercial 'aws' partition is supported (the Powertools layer "
+            "parameter this project reads is not published there); use a region such as "
+            "us-east-1 or eu-west-1",
+        )
     if c.region and c.region not in supported_regions():
         raise _fail(
             "region",
@@ -198,6 +217,12 @@ def _check_hyperparameters(c: Config) -> None:
     for key, value in hp.items():
         if not isinstance(value, str) or len(key) > 256 or len(value) > 256:
             raise _fail(f"hyperparameters.{key}", value, "use a string of at most 256 characters")
+    if hp.get("early_stopping", "True") not in ("True", "False"):
+        raise _fail(
+            "hyperparameters.early_stopping",
+            hp["early_stopping"],
+            "use True or False (the values the algorithm documents)",
+        )
     for key in ("epochs", "mini_batch_size", "num_layers"):
         if key in hp and not (hp[key].isdigit() and int(hp[key]) > 0):
             raise _fail(f"hyperparameters.{key}", hp[key], "use a positive whole number")
@@ -276,8 +301,29 @@ def _parse(field: dataclasses.Field, raw: Any) -> Any:
     return str(raw).strip()
 
 
-def config_from_context(get_context: Callable[[str], Any]) -> Config:
-    """Builds the Config from CDK context (e.g. `app.node.try_get_context`)."""
+# Context keys that belong to the CDK itself: feature flags ("@aws-cdk/..."), the CLI's
+# "aws:cdk:..." settings, lookups cached as "name:account=...:region=...", and the two
+# plain keys the CLI writes into cdk.json.
+_CDK_KEYS = ("acknowledged-issue-numbers", "cli-telemetry")
+
+
+def check_known_keys(keys: Iterable[str]) -> None:
+    """A misspelt key (`accuracy_treshold`) would silently leave the default in force."""
+    known = [field.name for field in dataclasses.fields(Config)]
+    for key in keys:
+        if key in known or key in _CDK_KEYS or key.startswith("@") or ":" in key:
+            continue
+        nearest = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        hint = f"did you mean '{nearest[0]}'?" if nearest else "see README, Configuration keys"
+        raise ConfigError(f"unknown config key '{key}': {hint}")
+
+
+def config_from_context(get_context: Callable[[str], Any], keys: Iterable[str] = ()) -> Config:
+    """Builds the Config from CDK context (e.g. `app.node.try_get_context`).
+
+    `keys`: every context key given (`app.node.get_all_context()`), to refuse unknown ones.
+    """
+    check_known_keys(keys)
     values = {}
     for field in dataclasses.fields(Config):
         raw = get_context(field.name)

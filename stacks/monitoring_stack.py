@@ -7,9 +7,10 @@ construct trees, so a function or alarm added later shows up without wiring.
 
 Resources under a CloudFormation condition (the serving stack's endpoint and its
 alarms exist only once a model is approved) must not be exported to another
-stack: an output of an absent resource fails the deployment. Alarms with a fixed
-name are therefore referenced by name (no export at all); conditional resources
-without one are left out and listed in `skipped`.
+stack: an output of an absent resource fails the deployment. Functions and alarms
+with a fixed name are therefore referenced by name (no export at all: an export in
+use blocks replacing the resource and ties the watched stack's lifetime to this
+one); conditional resources without one are left out and listed in `skipped`.
 """
 
 from __future__ import annotations
@@ -37,18 +38,30 @@ def _conditional(construct: Construct) -> bool:
     return isinstance(resource, CfnResource) and resource.cfn_options.condition is not None
 
 
-def product_functions(stacks: Sequence[Stack]) -> tuple[dict[str, lambda_.IFunction], list[str]]:
+def _fixed_name(name: str | None) -> str | None:
+    return name if name and not Token.is_unresolved(name) else None
+
+
+def product_functions(
+    stacks: Sequence[Stack],
+) -> tuple[dict[str, lambda_.IFunction | str], list[str]]:
     """Every function built with PythonFunction in `stacks`, by `<stack>/<construct id>`,
-    and the paths of those left out because they are conditional."""
-    functions: dict[str, lambda_.IFunction] = {}
+    and the paths of those left out because they are conditional. A function with a fixed
+    name is given by that name (the dashboard needs no cross-stack export for it)."""
+    functions: dict[str, lambda_.IFunction | str] = {}
     skipped: list[str] = []
     for stack in stacks:
         for construct in stack.node.find_all():
-            if isinstance(construct, PythonFunction):
-                if _conditional(construct.function):
-                    skipped.append(construct.node.path)
-                else:
-                    functions[f"{stack.node.id}/{construct.node.id}"] = construct.function
+            if not isinstance(construct, PythonFunction):
+                continue
+            key = f"{stack.node.id}/{construct.node.id}"
+            name = _fixed_name(construct.function.node.default_child.function_name)
+            if name:
+                functions[key] = name
+            elif _conditional(construct.function):
+                skipped.append(construct.node.path)
+            else:
+                functions[key] = construct.function
     return functions, skipped
 
 
@@ -68,8 +81,8 @@ def alarm_references(
     references: list[cloudwatch.IAlarm] = []
     skipped: list[str] = []
     for alarm in alarms:
-        name = alarm.node.default_child.alarm_name
-        if name and not Token.is_unresolved(name):
+        name = _fixed_name(alarm.node.default_child.alarm_name)
+        if name:
             # By name: no cross-stack export, and fine while the alarm does not exist yet.
             references.append(cloudwatch.Alarm.from_alarm_name(scope, alarm.node.addr, name))
         elif _conditional(alarm):

@@ -54,6 +54,7 @@ class PythonFunction(Construct):
         environment: dict[str, str] | None = None,
         timeout: Duration = DEFAULT_TIMEOUT,
         memory_size: int = 256,
+        function_name: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -71,6 +72,7 @@ class PythonFunction(Construct):
         self.function = lambda_.Function(
             self,
             "Function",
+            function_name=function_name,
             runtime=RUNTIME,
             architecture=ARCHITECTURE,
             handler=handler,

@@ -96,7 +96,7 @@ class OperationsDashboard(Construct):
         batch_state_machine: sfn.IStateMachine | None = None,
         queue: sqs.IQueue | None = None,
         dead_letter_queue: sqs.IQueue | None = None,
-        functions: Mapping[str, lambda_.IFunction] | None = None,
+        functions: Mapping[str, lambda_.IFunction | str] | None = None,
         alarms: Sequence[cloudwatch.IAlarm] = (),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -317,14 +317,26 @@ class OperationsDashboard(Construct):
             )
         self._add(*widgets)
 
-    def _functions(self, functions: dict[str, lambda_.IFunction]) -> None:
+    def _functions(self, functions: dict[str, lambda_.IFunction | str]) -> None:
+        """`functions`: label -> function, or the fixed name of a function in another stack."""
         if not self._section("Lambda functions", not functions):
             return
         items = sorted(functions.items())
 
         def per_function(metric_name: str, statistic: str) -> list[cloudwatch.IMetric]:
             return [
-                function.metric(metric_name, statistic=statistic, period=FIVE_MINUTES, label=name)
+                cloudwatch.Metric(
+                    namespace="AWS/Lambda",
+                    metric_name=metric_name,
+                    dimensions_map={"FunctionName": function},
+                    statistic=statistic,
+                    period=FIVE_MINUTES,
+                    label=name,
+                )
+                if isinstance(function, str)
+                else function.metric(
+                    metric_name, statistic=statistic, period=FIVE_MINUTES, label=name
+                )
                 for name, function in items
             ]
 

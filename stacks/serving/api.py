@@ -24,6 +24,7 @@ from stacks.constructs.log_group import encrypted_log_group
 from stacks.constructs.python_function import PythonFunction
 from stacks.serving.approved_model import ApprovedModel
 from stacks.serving.endpoint import ClassifierEndpoint
+from stacks.serving.names import classify_errors_alarm_name, classify_function_name
 
 STAGE_NAME = "v1"
 # API Gateway's integration timeout (29 s default and maximum without a quota increase).
@@ -83,6 +84,9 @@ class ClassifyApi(Construct):
             service="classify-api",
             timeout=FUNCTION_TIMEOUT,
             memory_size=512,
+            # Fixed names: the dashboard refers to them by name, not through an export that
+            # would block replacing them and tie Serving's lifetime to Monitoring's.
+            function_name=classify_function_name(config.prefix),
             environment={
                 # Through Fn::If on the endpoint itself: the function is updated only after
                 # the endpoint is in service (first creation, or a promotion's blue/green).
@@ -178,6 +182,7 @@ class ClassifyApi(Construct):
         self.errors_alarm = cloudwatch.Alarm(
             self,
             "FunctionErrors",
+            alarm_name=classify_errors_alarm_name(config.prefix),
             alarm_description="The classify Lambda crashed or timed out (handled errors do not count)",
             metric=self.function.function.metric_errors(period=Duration.minutes(5)),
             threshold=1,

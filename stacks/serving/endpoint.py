@@ -10,6 +10,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from stacks.config import Config
+from stacks.instance_storage import has_instance_storage
 from stacks.serving.alarms import EndpointAlarms
 from stacks.serving.approved_model import ApprovedModel
 from stacks.serving.names import VARIANT_NAME, endpoint_name
@@ -60,7 +61,8 @@ class ClassifierEndpoint(Construct):
                     initial_variant_weight=1.0,
                 )
             ],
-            kms_key_id=key.key_arn,
+            # SageMaker refuses KmsKeyId on types with local NVMe storage (hardware-encrypted).
+            kms_key_id=None if has_instance_storage(config.endpoint_instance_type) else key.key_arn,
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self,

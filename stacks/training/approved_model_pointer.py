@@ -4,8 +4,8 @@ An `AWS::SSM::Parameter` resource would put its template value ("none") back on 
 of that resource (a description, a tag, a CDK upgrade that renders it differently), and the
 next serving deploy would then delete the endpoint. So each parameter is created by a
 custom resource: PutParameter with Overwrite false on create (ParameterAlreadyExists is
-ignored: the value the training pipeline wrote stays), nothing on update, DeleteParameter
-when the stack is destroyed (the pointer belongs to the training stack).
+ignored: the value the training pipeline wrote stays), nothing on update, nothing on delete
+(a pointer it did not create must survive, so it deletes none: teardown leaves both).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class ApprovedModelPointer(Construct):
             self,
             "ProviderRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Creates/deletes the approved-model SSM parameters at deploy time",
+            description="Creates the approved-model SSM parameters at deploy time, if absent",
         )
         log_group.grant_write(role)
         for field, name in self.names.items():
@@ -66,16 +66,14 @@ class ApprovedModelPointer(Construct):
                     ignore_error_codes_matching="ParameterAlreadyExists",
                 ),
                 # No on_update: CloudFormation never writes the pointer after creating it.
-                on_delete=cr.AwsSdkCall(
-                    service="SSM",
-                    action="deleteParameter",
-                    parameters={"Name": name},
-                    ignore_error_codes_matching="ParameterNotFound",
-                ),
+                # No on_delete: this resource cannot tell a pointer it created from one that
+                # already existed (a logical-id change, a redeploy after destroy), and deleting
+                # the approved model's pointer would make the next serving deploy delete the
+                # endpoint. The two parameters outlive the stack (free; see docs/training.md).
                 policy=cr.AwsCustomResourcePolicy.from_statements(
                     [
                         iam.PolicyStatement(
-                            actions=["ssm:PutParameter", "ssm:DeleteParameter"],
+                            actions=["ssm:PutParameter"],
                             resources=[self.arns[field]],
                         )
                     ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -31,6 +31,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from stacks.config import Config
+from stacks.instance_storage import has_instance_storage
 from stacks.training.names import (
     ACCURACY_TAG,
     CHANNELS,
@@ -40,7 +41,6 @@ from stacks.training.names import (
     LABELS_FILE,
     MANIFEST_FILE,
     TRAINING_JOBS_PREFIX,
-    has_instance_storage,
     job_name_prefix,
 )
 
@@ -514,7 +514,7 @@ class TrainingDefinition(Construct):
                 "Type": "Task",
                 "Comment": "GPU training job of the built-in image-classification algorithm; "
                 "waits for the job to end (.sync)",
-                "Resource": "arn:aws:states:::sagemaker:createTrainingJob.sync",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
                 "Parameters": self.training_parameters(),
                 "TimeoutSeconds": int(self.training_timeout().to_seconds()),
                 "ResultPath": "$.training",
@@ -635,7 +635,7 @@ class TrainingDefinition(Construct):
             "Create model",
             state_json={
                 "Type": "Task",
-                "Resource": "arn:aws:states:::sagemaker:createModel",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createModel",
                 "Parameters": self.model_parameters(),
                 # The Model's name is the last part of its ARN.
                 "ResultSelector": {
@@ -726,7 +726,7 @@ class TrainingDefinition(Construct):
             state_json={
                 "Type": "Task",
                 "Comment": "Batch transform of the held-out test/ images with the new model",
-                "Resource": "arn:aws:states:::sagemaker:createTransformJob.sync",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTransformJob.sync",
                 "Parameters": self.transform_parameters(),
                 "TimeoutSeconds": int(Duration.hours(3).to_seconds()),
                 # (CDK drops a None ResultPath from raw state JSON: keep a small result.)

@@ -19,16 +19,3 @@ ACCURACY_TAG = "grocery:validation-accuracy"
 def job_name_prefix(prefix: str) -> str:
     """Training jobs are named `<prefix>-train-<md5 of execution id and attempt>` (<= 59 chars)."""
     return f"{prefix}-train-"
-
-
-# Instance families whose storage is local NVMe (hardware-encrypted): SageMaker refuses a
-# VolumeKmsKeyId for them. Everything else is EBS-backed and gets the data key.
-_INSTANCE_STORAGE_FAMILIES = ("g5", "g6", "g6e", "p4d", "p4de", "p5", "trn1", "inf2")
-
-
-def has_instance_storage(instance_type: str) -> bool:
-    """`ml.g4dn.xlarge` -> True (the "d" families: c5d, m5d, g4dn, p3dn, ...); `ml.p3.2xlarge` -> False."""
-    family = instance_type.split(".")[1]
-    generation = family.lstrip("abcdefghijklmnopqrstuvwxyz")
-    suffix = generation.lstrip("0123456789")
-    return family in _INSTANCE_STORAGE_FAMILIES or "d" in suffix

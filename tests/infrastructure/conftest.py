@@ -20,7 +20,7 @@ CDK_JSON_CONTEXT = json.loads((Path(__file__).parents[2] / "cdk.json").read_text
 def build_app(context: dict[str, Any] | None = None) -> GroceryStacks:
     """The app as `cdk synth -c key=value ...` would build it (cdk.json context included)."""
     app = App(context={**CDK_JSON_CONTEXT, **(context or {})})
-    return build(app, config_from_context(app.node.try_get_context))
+    return build(app, config_from_context(app.node.try_get_context, app.node.get_all_context()))
 
 
 @pytest.fixture(scope="session")

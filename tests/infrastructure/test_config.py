@@ -31,6 +31,14 @@ class TestDefaults:
         assert config.retain_data is True
         assert config.use_spot_training is True
 
+    def test_no_checkpoint_per_epoch_in_the_model_file(self):
+        # checkpoint_frequency stores every checkpoint inside model.tar.gz (GBs that each
+        # endpoint start downloads); spot resume uses the job's CheckpointConfig.
+        assert "checkpoint_frequency" not in Config().hyperparameters
+
+    def test_early_stopping_is_sent_as_documented(self):
+        assert Config().hyperparameters["early_stopping"] == "True"
+
     def test_transfer_learning_hyperparameters(self):
         hp = Config().hyperparameters
         assert hp["use_pretrained_model"] == "1"
@@ -96,6 +104,9 @@ class TestOverrides:
         ({"hyperparameters": '{"num_classes": "81"}'}, "hyperparameters.num_classes"),
         ({"hyperparameters": "not json"}, "hyperparameters"),
         ({"region": "mars-north-1"}, "region"),
+        ({"region": "cn-north-1"}, "region"),
+        ({"region": "us-gov-west-1"}, "region"),
+        ({"hyperparameters": '{"early_stopping": "true"}'}, "hyperparameters.early_stopping"),
         ({"account": "12345"}, "account"),
         ({"accuracy_threshold": "1.5"}, "accuracy_threshold"),
         ({"accuracy_threshold": "high"}, "accuracy_threshold"),
@@ -114,6 +125,33 @@ class TestOverrides:
 def test_invalid_values_name_the_key(context, key):
     with pytest.raises(ConfigError, match=f"config key '{key}' has invalid value"):
         _load(**context)
+
+
+class TestUnknownKeys:
+    def test_misspelt_key_names_the_nearest_one(self):
+        with pytest.raises(
+            ConfigError,
+            match="unknown config key 'accuracy_treshold': did you mean 'accuracy_threshold'",
+        ):
+            config_from_context({}.get, ["accuracy_treshold"])
+
+    def test_unrelated_key_points_to_the_readme(self):
+        with pytest.raises(ConfigError, match="unknown config key 'colour': see README"):
+            config_from_context({}.get, ["colour"])
+
+    def test_cdk_keys_and_feature_flags_pass(self):
+        keys = [
+            "@aws-cdk/aws-iam:minimizePolicies",
+            "aws:cdk:enable-path-metadata",
+            "availability-zones:account=1:region=us-east-1",
+            "acknowledged-issue-numbers",
+            "prefix",
+        ]
+        assert config_from_context({"prefix": "shop"}.get, keys).prefix == "shop"
+
+    def test_the_app_refuses_them(self):
+        with pytest.raises(ConfigError, match="accuracy_treshold"):
+            build_app({"accuracy_treshold": "0.9"})
 
 
 def test_synth_fails_with_a_clear_message_and_no_traceback():

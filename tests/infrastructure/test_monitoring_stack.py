@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aws_cdk import App, CfnCondition, Fn, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -43,6 +45,15 @@ def parts():
         for name in ("ClassifyFunction", "DecodeFunction", "OnlyWhenApproved")
     }
     functions["OnlyWhenApproved"].function.node.default_child.cfn_options.condition = condition
+    functions["Named"] = PythonFunction(
+        watched,
+        "Named",
+        handler="pkg.handler.handler",
+        description="named",
+        key=key,
+        service="named",
+        function_name="grocery-named",
+    )
     plain = _alarm(watched, "ErrorsAlarm", functions["ClassifyFunction"])
     named = _alarm(
         watched, "NamedAlarm", functions["DecodeFunction"], alarm_name="grocery-endpoint-5xx-errors"
@@ -65,11 +76,20 @@ def parts():
 def test_functions_are_found_and_conditional_ones_skipped(parts):
     found, skipped = product_functions([parts["watched"]])
     functions = parts["functions"]
+    named = found.pop("Serving/Named")
     assert found == {
         "Serving/ClassifyFunction": functions["ClassifyFunction"].function,
         "Serving/DecodeFunction": functions["DecodeFunction"].function,
     }
+    # A fixed name stands for the function: no reference into the watched stack.
+    assert named == "grocery-named"
     assert skipped == ["Serving/OnlyWhenApproved"]
+
+
+def test_named_function_reaches_the_dashboard_without_an_export(parts):
+    body = json.dumps(dashboard_body(parts["template"]))
+    assert '"grocery-named"' in body
+    assert "Import:Serving:ExportsOutputRefNamed" not in body
 
 
 def test_alarms_are_found(parts):
@@ -112,6 +132,7 @@ def test_dashboard_shows_the_functions_across_stacks(parts):
     assert [m[-1]["label"] for m in errors["properties"]["metrics"]] == [
         "Serving/ClassifyFunction",
         "Serving/DecodeFunction",
+        "Serving/Named",
     ]
     assert has_metric(body, "AWS/SageMaker", "ModelLatency", EndpointName="grocery-endpoint")
     assert parts["monitoring"].operations.missing == ["Training", "Batch classification"]

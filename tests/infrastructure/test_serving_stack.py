@@ -99,6 +99,13 @@ class TestEndpointConfig:
         assert "DataKey" in json.dumps(props["KmsKeyId"])
         assert "Arn" in json.dumps(props["KmsKeyId"])
 
+    @pytest.mark.parametrize("instance_type", ["ml.g4dn.xlarge", "ml.c5d.xlarge", "ml.g5.xlarge"])
+    def test_no_key_on_instance_storage(self, instance_type):
+        # CreateEndpointConfig fails with KmsKeyId on types with local NVMe storage.
+        stacks = build_app({"endpoint_instance_type": instance_type})
+        props = _only(Template.from_stack(stacks.serving), "AWS::SageMaker::EndpointConfig")
+        assert "KmsKeyId" not in props["Properties"]
+
     def test_name_is_generated_so_a_new_model_replaces_it(self, template):
         props = _only(template, "AWS::SageMaker::EndpointConfig")["Properties"]
         assert "EndpointConfigName" not in props
@@ -347,6 +354,14 @@ class TestOutputsAndOrder:
             "Fn::If": [CONDITION, "grocery-classifier", NO_APPROVED_MODEL]
         }
         assert outputs["ModelName"]["Value"] == {"Ref": "ApprovedModelName"}
+
+    def test_nothing_is_exported_to_monitoring(self, stacks):
+        # An export in use blocks replacing its resource ("Export ... in use") and makes
+        # destroying Serving cascade; Monitoring names the function and alarms instead.
+        monitoring = json.dumps(Template.from_stack(stacks.monitoring).to_json())
+        assert f"{stacks.serving.stack_name}:" not in monitoring
+        outputs = Template.from_stack(stacks.serving).to_json()["Outputs"]
+        assert [name for name, output in outputs.items() if "Export" in output] == []
 
     def test_deployed_after_training(self, stacks):
         assert stacks.training in stacks.serving.dependencies

@@ -317,7 +317,7 @@ def test_no_cloudformation_parameter_resource_manages_the_pointer(template):
     template.resource_count_is("AWS::SSM::Parameter", 0)
 
 
-def test_pointer_is_created_once_with_none_and_never_overwritten(template):
+def test_pointer_is_created_once_with_none_never_overwritten_never_deleted(template):
     calls = _pointer_calls(template)
     assert sorted(calls) == sorted(POINTER)
     for name, props in calls.items():
@@ -335,12 +335,9 @@ def test_pointer_is_created_once_with_none_and_never_overwritten(template):
             "physicalResourceId": {"id": name},
         }
         assert "Update" not in props
-        assert props["Delete"] == {
-            "service": "SSM",
-            "action": "deleteParameter",
-            "parameters": {"Name": name},
-            "ignoreErrorCodesMatching": "ParameterNotFound",
-        }
+        # A replaced resource (new logical id) or a destroy must not wipe a pointer that the
+        # training pipeline wrote, or that existed before this resource.
+        assert "Delete" not in props
 
 
 def test_pointer_provider_may_touch_exactly_the_two_parameters(template):
@@ -355,7 +352,7 @@ def test_pointer_provider_may_touch_exactly_the_two_parameters(template):
         json.dumps(_parameter_arn(name)) for name in POINTER
     )
     for statement in ssm_statements:
-        assert sorted(_actions(statement)) == ["ssm:DeleteParameter", "ssm:PutParameter"]
+        assert _actions(statement) == ["ssm:PutParameter"]
 
 
 def test_state_machine_may_write_only_the_two_parameters(template):
