@@ -12,7 +12,7 @@ import csv
 import dataclasses
 import json
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,10 +20,10 @@ from botocore.exceptions import ClientError
 
 from grocery_common.batch_layout import is_missing, s3_uri
 from grocery_common.labels import DEFAULT_TOP_K, LabelError, decode, parse_probabilities
+from grocery_common.transform_outputs import find_outputs
 
 WORKERS = 32
 WINDOW = 256
-OUT_SUFFIX = ".out"
 
 FIELDS = (
     "image",
@@ -58,50 +58,6 @@ class Summary:
 
     def count(self, status: str) -> None:
         setattr(self, status, getattr(self, status) + 1)
-
-
-def match_outputs(
-    image_keys: Iterable[str], out_keys: Iterable[str], prefix: str
-) -> tuple[dict[str, str], list[str]]:
-    """{image key: its .out key}, and the .out keys that belong to no image.
-
-    Batch transform writes `<output prefix>/<input path>.out`; which part of the
-    input path it keeps depends on the data source, so an output is matched to
-    the image whose key ends with the output's relative path (longest first,
-    whole path components only, unambiguous matches only).
-    """
-    by_suffix: dict[str, str | None] = {}
-    for key in image_keys:
-        parts = key.split("/")
-        for start in range(len(parts)):
-            suffix = "/".join(parts[start:])
-            by_suffix[suffix] = None if suffix in by_suffix else key  # None = ambiguous
-    matches: dict[str, str] = {}
-    unmatched: list[str] = []
-    for out_key in out_keys:
-        relative = out_key[len(prefix) :].removesuffix(OUT_SUFFIX)
-        parts = relative.split("/")
-        image = next(
-            (
-                by_suffix[suffix]
-                for suffix in ("/".join(parts[i:]) for i in range(len(parts)))
-                if by_suffix.get(suffix)
-            ),
-            None,
-        )
-        if image is None or image in matches:
-            unmatched.append(out_key)
-        else:
-            matches[image] = out_key
-    return matches, unmatched
-
-
-def list_outputs(s3, bucket: str, prefix: str) -> Iterator[str]:
-    paginator = s3.get_paginator("list_objects_v2")
-    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
-        for item in page.get("Contents", []):
-            if item["Key"].endswith(OUT_SUFFIX):
-                yield item["Key"]
 
 
 class ResultWriter:
@@ -172,11 +128,7 @@ def decode_batch(
 ) -> Summary:
     """Writes one row per object of the batch; the labels are loaded only if an output exists."""
     summary = Summary(images=len(batch.images))
-    outputs, unmatched = match_outputs(
-        batch.images,
-        list_outputs(s3, batch.bucket, batch.predictions_prefix),
-        batch.predictions_prefix,
-    )
+    outputs, unmatched = find_outputs(s3, batch.bucket, batch.predictions_prefix, batch.images)
     summary.unmatched_outputs = len(unmatched)
     labels = labels_loader() if outputs else ()
     common = {"model": batch.model, "batch_id": batch.batch_id}

@@ -8,9 +8,11 @@ Input (built by the training state machine):
 Output: {"test_accuracy", "top5_accuracy", "images", "missing_predictions", "report_uri",
 "passed"}; the state machine gates on "passed".
 
-The transform job writes `<prefix><path relative to test/>.out` for every image; each
-`.lst` line is `index<TAB>class id<TAB>path relative to test/`. An image without a
-prediction counts as wrong (a model that cannot classify it must not pass the gate).
+The transform job writes `<prefix><path relative to test/>.out` for every image it
+classified; each `.lst` line is `index<TAB>class id<TAB>path relative to test/`. Outputs
+are matched to `.lst` paths by the rule the batch decode step uses
+(grocery_common.transform_outputs). An image without a prediction counts as wrong (a
+model that cannot classify it must not pass the gate).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from aws_lambda_powertools import Logger
 
 from grocery_common.evaluation import Sample, evaluate
 from grocery_common.labels import parse_labels, parse_probabilities
+from grocery_common.transform_outputs import find_outputs
 
 logger = Logger()
 READERS = 16
@@ -76,16 +79,22 @@ def score(
     return evaluate(samples, labels).to_dict(include_confusion=True), missing
 
 
-def _read_predictions(s3, bucket: str, prefix: str, paths: list[str]) -> dict[str, list[float]]:
-    def read(path: str) -> tuple[str, list[float] | None]:
-        try:
-            body = s3.get_object(Bucket=bucket, Key=f"{prefix}{path}.out")["Body"].read()
-        except s3.exceptions.NoSuchKey:
-            return path, None
-        return path, parse_probabilities(body)
+def _read_predictions(
+    s3, bucket: str, prefix: str, paths: list[str]
+) -> tuple[dict[str, list[float]], int]:
+    """({test path: probabilities}, outputs that belong to no test image).
+
+    Outputs are found with the same rule as the batch decode step
+    (grocery_common.transform_outputs): listed, then matched by key tail.
+    """
+    outputs, unmatched = find_outputs(s3, bucket, prefix, paths)
+
+    def read(item: tuple[str, str]) -> tuple[str, list[float]]:
+        path, key = item
+        return path, parse_probabilities(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
     with ThreadPoolExecutor(max_workers=READERS) as pool:
-        return {path: p for path, p in pool.map(read, paths) if p is not None}
+        return dict(pool.map(read, sorted(outputs.items()))), len(unmatched)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -97,7 +106,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     lst = s3.get_object(Bucket=source["bucket"], Key=source["lst_key"])["Body"].read()
     truth = parse_lst(lst.decode("utf-8"), len(labels))
     where = event["predictions"]
-    predictions = _read_predictions(s3, where["bucket"], where["prefix"], sorted(truth))
+    predictions, unmatched = _read_predictions(s3, where["bucket"], where["prefix"], sorted(truth))
     metrics, missing = score(truth, predictions, labels)
     threshold = float(event["threshold"])
     report = {
@@ -105,6 +114,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "passed": metrics["top1_accuracy"] >= threshold,
         "images": len(truth),
         "missing_predictions": missing,
+        "unmatched_outputs": unmatched,
         "labels_key": source["labels_key"],
         "truth": f"s3://{source['bucket']}/{source['lst_key']}",
         "predictions": f"s3://{where['bucket']}/{where['prefix']}",

@@ -105,6 +105,50 @@ def test_handler_writes_the_report_and_gates(aws_credentials):
     assert evaluate_handler.handler({**event, "threshold": 0.75}, None)["passed"] is True
 
 
+@mock_aws
+def test_handler_finds_outputs_by_the_rule_batch_decode_uses(aws_credentials):
+    """Outputs named by another part of the key still count; ambiguous ones are not guessed."""
+    s3 = boto3.client("s3")
+    for bucket in ("data", "artifacts"):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket="data", Key="ds/labels.json", Body=json.dumps(LABELS))
+    lst = LST + "4\t1\tBanana/a1.jpg\n"  # a second a1.jpg: the bare name "a1.jpg" is ambiguous
+    s3.put_object(Bucket="data", Key="ds/test_lst/test.lst", Body=lst)
+    out = "training-jobs/j/test-predictions/"
+    for written, probabilities in {
+        "test/Apple/a1.jpg": [0.9, 0.05, 0.05],  # the channel folder kept
+        "ds/test/Apple/a2.jpg": [0.7, 0.2, 0.1],  # the whole key kept
+        "b1.jpg": [0.1, 0.8, 0.1],  # the file name only
+        "Cherry/c1.jpg": [0.1, 0.1, 0.8],  # the documented layout
+        "a1.jpg": [0.1, 0.8, 0.1],  # Apple/a1.jpg or Banana/a1.jpg? not guessed
+    }.items():
+        s3.put_object(
+            Bucket="artifacts",
+            Key=f"{out}{written}.out",
+            Body=json.dumps({"prediction": probabilities}),
+        )
+    event = {
+        "truth": {
+            "bucket": "data",
+            "lst_key": "ds/test_lst/test.lst",
+            "labels_key": "ds/labels.json",
+        },
+        "predictions": {"bucket": "artifacts", "prefix": out},
+        "report": {"bucket": "artifacts", "key": "training-jobs/j/evaluation.json"},
+        "threshold": 0.8,
+    }
+
+    result = evaluate_handler.handler(event, None)
+
+    assert (result["images"], result["missing_predictions"]) == (5, 1)  # Banana/a1.jpg
+    assert result["test_accuracy"] == 0.8  # 4 of 5: the unmatched one counts as wrong
+    assert result["passed"] is True
+    report = json.loads(
+        s3.get_object(Bucket="artifacts", Key="training-jobs/j/evaluation.json")["Body"].read()
+    )
+    assert report["unmatched_outputs"] == 1
+
+
 # --- the gate inside the real state machine (moto) -----------------------------------------
 
 TEST_LST = "0\t0\tApple/a1.jpg\n1\t1\tBanana/b1.jpg\n2\t2\tCherry/c1.jpg\n3\t0\tApple/a2.jpg\n"

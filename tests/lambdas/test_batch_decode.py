@@ -14,7 +14,6 @@ from batch_decode.decoding import (
     BatchToDecode,
     ResultWriter,
     decode_batch,
-    match_outputs,
 )
 from moto import mock_aws
 
@@ -23,32 +22,6 @@ from grocery_common.batch_layout import BatchPaths, parse_s3_uri
 BUCKET = "inference"
 LABELS = ["Apple", "Banana", "Carrot"]
 OUT = "predictions/b1/run/"
-
-
-class TestMatchOutputs:
-    IMAGES = ("incoming/a.jpg", "incoming/x/b.jpg", "incoming/y/b.jpg", "incoming/x/c.png")
-
-    @pytest.mark.parametrize(
-        "relative",
-        [
-            lambda key: key,  # <output>/<full key>.out
-            lambda key: key.removeprefix("incoming/"),  # relative to a common prefix
-        ],
-    )
-    def test_any_layout_that_keeps_the_key_s_tail(self, relative):
-        outs = [f"{OUT}{relative(key)}.out" for key in self.IMAGES]
-        matches, unmatched = match_outputs(self.IMAGES, outs, OUT)
-        assert matches == {key: f"{OUT}{relative(key)}.out" for key in self.IMAGES}
-        assert unmatched == []
-
-    def test_an_ambiguous_file_name_is_not_guessed(self):
-        matches, unmatched = match_outputs(self.IMAGES, [f"{OUT}b.jpg.out", f"{OUT}c.png.out"], OUT)
-        assert matches == {"incoming/x/c.png": f"{OUT}c.png.out"}
-        assert unmatched == [f"{OUT}b.jpg.out"]
-
-    def test_outputs_of_no_image_are_reported(self):
-        _, unmatched = match_outputs(self.IMAGES, [f"{OUT}incoming/zzz.jpg.out"], OUT)
-        assert unmatched == [f"{OUT}incoming/zzz.jpg.out"]
 
 
 @pytest.fixture
