@@ -21,8 +21,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from preprocessing import images, manifest, splits
-from preprocessing.errors import UserError
+from preprocessing import images, manifest, outdir, splits
+from preprocessing.errors import DatasetError, UserError
 from preprocessing.lst import write_lst
 from preprocessing.sources import GROCERY_LISTS, Item, Source, load_source
 
@@ -30,15 +30,7 @@ NOT_IN_POOL = "not_in_pool"
 DEFAULT_POOL = ("train", "test")  # the original write-up's 5,125 images
 BATCH = 32
 IN_FLIGHT_PER_WORKER = 4
-STAGING = ".staging"
-OUTPUT_ENTRIES = (
-    *splits.CHANNELS,
-    *(f"{channel}_lst" for channel in splits.CHANNELS),
-    manifest.LABELS,
-    manifest.MANIFEST,
-    manifest.REJECTED,
-    STAGING,
-)
+STAGING = outdir.STAGING
 MIN_SIZE, MAX_SIZE = 32, 4096
 MAX_LEAK_GROUPS = 50  # listed in manifest.json; all are counted
 
@@ -99,15 +91,10 @@ class Summary:
 def prepare(opts: Options) -> Summary:
     started = time.perf_counter()
     settings = _check_options(opts)
-    source = load_source(opts.source)
-    spec = splits.parse_split(opts.split or ("official" if source.has_official_splits else "80/20"))
-    if spec.is_official and not source.has_official_splits:
-        raise UserError(
-            f"--split official needs the Grocery Store Dataset lists (classes.csv, train.txt, "
-            f"val.txt, test.txt) but {opts.source} has the folder layout; use --split 80/20"
-        )
+    out = outdir.check(opts.out, opts.source, opts.overwrite)  # refused before any work
+    source, spec = _load(opts, out)
     items, rejected = _apply_pool(source, spec, opts.pool)
-    out = _prepare_out(opts)
+    outdir.reset(out, opts.out)
     staging = out / STAGING
     # The official split knows each image's channel up front: write it in place. A percentage
     # split needs the validated images (and their hashes) first: stage, then move.
@@ -143,8 +130,11 @@ def prepare(opts: Options) -> Summary:
                 final = out / p.channel / p.item.out_name
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(target(index_of[id(p.item)], p.item), final)
+    except UserError as exc:  # a class without usable images...: OUT keeps rejected.csv only
+        outdir.clear(out)
+        raise outdir.failed(exc, out, rejected) from None
     except BaseException:
-        _clear_out(out)  # no half-written dataset left behind (it would lack a manifest anyway)
+        outdir.clear(out)  # no half-written dataset left behind (it would lack a manifest anyway)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -197,6 +187,20 @@ def _check_options(opts: Options) -> images.Settings:
     return images.Settings(size=opts.size, min_side=opts.min_side, quality=opts.quality)
 
 
+def _load(opts: Options, out: Path) -> tuple[Source, splits.SplitSpec]:
+    try:
+        source = load_source(opts.source)
+    except DatasetError as exc:  # e.g. an empty class: still say which files were not used
+        raise outdir.failed(exc, out, ()) from None
+    spec = splits.parse_split(opts.split or ("official" if source.has_official_splits else "80/20"))
+    if spec.is_official and not source.has_official_splits:
+        raise UserError(
+            f"--split official needs the Grocery Store Dataset lists (classes.csv, train.txt, "
+            f"val.txt, test.txt) but {opts.source} has the folder layout; use --split 80/20"
+        )
+    return source, spec
+
+
 def _apply_pool(
     source: Source, spec: splits.SplitSpec, pool: tuple[str, ...] | None
 ) -> tuple[list[Item], list[tuple[str, str, str]]]:
@@ -223,47 +227,6 @@ def _apply_pool(
             detail = f"{GROCERY_LISTS[item.origin]} is not in --pool {','.join(pool)}"
             rejected.append((item.rel, NOT_IN_POOL, detail))
     return items, rejected
-
-
-def _prepare_out(opts: Options) -> Path:
-    out = opts.out.resolve()
-    source = opts.source.resolve()
-    if out == source or source in out.parents or out in source.parents:
-        raise UserError(
-            f"output folder {opts.out} must not be inside the source {opts.source} (or contain "
-            "it); choose a folder elsewhere, e.g. /tmp/grocery-prepared"
-        )
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output {opts.out} exists and is not a folder; choose another path")
-    if out.exists():
-        entries = sorted(p.name for p in out.iterdir())
-        if entries and not opts.overwrite:
-            raise UserError(
-                f"output folder {opts.out} is not empty; pass --overwrite to replace a previous "
-                "prepare output there, or choose an empty folder"
-            )
-        foreign = [name for name in entries if name not in OUTPUT_ENTRIES]
-        if foreign:
-            raise UserError(
-                f"output folder {opts.out} holds files prepare did not write ({foreign[0]!r}); "
-                "--overwrite only replaces a previous prepare output: choose another folder"
-            )
-        _clear_out(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create output folder {opts.out}: {exc.strerror}") from None
-    return out
-
-
-def _clear_out(out: Path) -> None:
-    """Remove what prepare writes in OUT, and nothing else."""
-    for name in OUTPUT_ENTRIES:
-        path = out / name
-        if path.is_dir():
-            shutil.rmtree(path)
-        elif path.exists():
-            path.unlink()
 
 
 def conform_batch(

@@ -16,10 +16,13 @@ known at listing time (not listed, unsupported extension, missing, ...) are retu
 from __future__ import annotations
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
-from preprocessing.errors import UserError
+from preprocessing import walk
+from preprocessing.errors import DatasetError, UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 GROCERY_LISTS = {"train": "train.txt", "val": "val.txt", "test": "test.txt"}
@@ -51,8 +54,9 @@ class Item:
     out_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class Rejection:
+class Rejection(NamedTuple):
+    """A row of rejected.csv: path relative to the source, reason, detail."""
+
     rel: str
     reason: str
     detail: str = ""
@@ -81,14 +85,29 @@ def load_source(path: Path) -> Source:
         raise UserError(f"source {path} is not a folder; pass the folder holding your photos")
     grocery_root = find_grocery_root(path)
     if grocery_root is not None:
-        return load_grocery(grocery_root)
+        return _check_classes(load_grocery(grocery_root), grocery_root / "classes.csv")
     for parent in list(path.resolve().parents)[:2]:
         if find_grocery_root(parent) is not None:
             raise UserError(
                 f"{path} is inside the Grocery Store Dataset at {parent}; pass {parent} "
                 "(class ids come from its classes.csv and list files)"
             )
-    return load_folders(path)
+    return _check_classes(load_folders(path), path)
+
+
+def _check_classes(source: Source, where: Path) -> Source:
+    """The algorithm needs num_classes >= 2, and the training pipeline refuses fewer."""
+    if len(source.labels) < 2:
+        if source.layout == "grocery":
+            found, fix = "lists a single class", "restore the dataset's classes.csv"
+        else:
+            found, fix = "has a single class folder", "add a folder for each other class"
+        raise DatasetError(
+            f"{where} {found} ({source.labels[0]!r}); the image-classification algorithm "
+            f"needs at least 2 classes (num_classes >= 2; training refuses 1): {fix}",
+            source.rejected,
+        )
+    return source
 
 
 def find_grocery_root(path: Path) -> Path | None:
@@ -165,8 +184,9 @@ def load_grocery(root: Path) -> Source:
                 rejected.append(
                     Rejection(rel, UNKNOWN_CLASS, f"{where}: class id {label} not in classes.csv")
                 )
-            elif not src.is_file():
-                rejected.append(Rejection(rel, MISSING_FILE, f"{where}: file not found"))
+            elif (problem := _not_a_file(src)) is not None:
+                reason, detail = problem
+                rejected.append(Rejection(rel, reason, f"{where}: {detail}"))
             elif _bad_name(rel):
                 rejected.append(Rejection(rel, BAD_NAME, "tab or newline in the path"))
             else:
@@ -174,24 +194,25 @@ def load_grocery(root: Path) -> Source:
                 items.append(Item(str(src), rel, label, origin, out_name))
     rejected.extend(_unlisted(root, seen))
     if not items:
-        raise UserError(f"{root}: the list files name no existing images; check the dataset copy")
+        raise DatasetError(
+            f"{root}: the list files name no existing images; check the dataset copy", rejected
+        )
     return Source("grocery", root, labels, items, rejected, coarse, coarse_ids)
 
 
 def _unlisted(root: Path, listed: dict[str, str]) -> list[Rejection]:
     """Every file under train/, val/, test/ that no list mentions: reported, not ignored."""
     rows = []
+    lists = ", ".join(GROCERY_LISTS.values())
     for origin in GROCERY_LISTS:
         folder = root / origin
         if folder.is_dir():
-            for file in sorted(_walk_files(folder)):
+            files, skipped = walk.walk(folder, (os.path.realpath(root),))
+            for file in sorted(files):
                 rel = file.relative_to(root).as_posix()
                 if rel not in listed:
-                    rows.append(
-                        Rejection(
-                            rel, NOT_LISTED, f"in none of {', '.join(GROCERY_LISTS.values())}"
-                        )
-                    )
+                    rows.append(Rejection(rel, NOT_LISTED, f"in none of {lists}"))
+            rows.extend(row for row in _rejections(root, skipped) if row.rel not in listed)
     return rows
 
 
@@ -199,16 +220,12 @@ def _unlisted(root: Path, listed: dict[str, str]) -> list[Rejection]:
 
 
 def load_folders(root: Path) -> Source:
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    rejected: list[Rejection] = []
-    for file in sorted(f for f in root.iterdir() if f.is_file() and not f.name.startswith(".")):
-        rejected.append(
-            Rejection(file.name, NOT_IN_CLASS_FOLDER, "images must be in SOURCE/<class>/")
-        )
+    class_dirs, rejected = _top_level(root)
     if not class_dirs:
-        raise UserError(
+        raise DatasetError(
             f"{root} has no class folders; expected SOURCE/<class name>/*.jpg|*.jpeg|*.png "
-            "or the Grocery Store Dataset (classes.csv + train.txt)"
+            "or the Grocery Store Dataset (classes.csv + train.txt)",
+            rejected,
         )
     labels = [d.name for d in class_dirs]
     if {label.lower() for label in labels} <= SPLIT_FOLDER_NAMES:
@@ -217,13 +234,16 @@ def load_folders(root: Path) -> Source:
             "into SOURCE/<class name>/ and let --split 80/20 split them"
         )
     items: list[Item] = []
+    empty: list[Path] = []
+    walked = (os.path.realpath(root),)
     for label, class_dir in enumerate(class_dirs):
         taken: set[str] = set()
         found = 0
+        files, skipped = walk.walk(class_dir, walked)
+        rejected.extend(_rejections(root, skipped))
         # A .jpg keeps its name; a same-stem .jpeg/.png gets '_jpeg'/'_png' appended.
         ordered = sorted(
-            _walk_files(class_dir),
-            key=lambda f: (f.with_suffix("").as_posix(), f.suffix.lower() != ".jpg", f.name),
+            files, key=lambda f: (f.with_suffix("").as_posix(), f.suffix.lower() != ".jpg", f.name)
         )
         for file in ordered:
             rel = file.relative_to(root).as_posix()
@@ -241,23 +261,59 @@ def load_folders(root: Path) -> Source:
             name = _unique(f"{stem}.jpg", f"{stem}_{suffix[1:]}.jpg", taken)
             items.append(Item(str(file), rel, label, "", f"{class_dir.name}/{name}"))
         if found == 0:
-            raise UserError(
-                f"class folder {class_dir} has no .jpg/.jpeg/.png images; "
-                "add images or remove the folder"
-            )
+            empty.append(class_dir)
+    if empty:
+        others = f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""
+        raise DatasetError(
+            f"class folder {empty[0]}{others} has no .jpg/.jpeg/.png images; "
+            "add images or remove the folder",
+            rejected,
+        )
     return Source("folders", root, labels, items, rejected)
+
+
+def _top_level(root: Path) -> tuple[list[Path], list[Rejection]]:
+    """The class folders of SOURCE, and a row for every other entry directly in it."""
+    try:
+        entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    except OSError as exc:
+        raise UserError(f"cannot list the source folder {root}: {exc.strerror}") from None
+    class_dirs: list[Path] = []
+    skipped: list[walk.Skipped] = []
+    for path in entries:
+        kind, detail = walk.entry_kind(path)
+        if kind == walk.FILE:
+            skipped.append(
+                walk.Skipped(path, NOT_IN_CLASS_FOLDER, "images must be in SOURCE/<class>/")
+            )
+        elif kind != walk.FOLDER:
+            skipped.append(walk.Skipped(path, kind, detail))
+        elif (real := walk.leads_back(path, (os.path.realpath(root),))) is not None:
+            skipped.append(walk.Skipped(path, walk.SYMLINK_LOOP, walk.loop_detail(real)))
+        else:
+            class_dirs.append(path)
+    return class_dirs, _rejections(root, skipped)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _walk_files(folder: Path):
-    """Files below ``folder``, skipping dotfiles and dot-folders (.DS_Store, ._x, .git)."""
-    for path in folder.rglob("*"):
-        if any(part.startswith(".") for part in path.relative_to(folder).parts):
-            continue
-        if path.is_file():
-            yield path
+def _rejections(root: Path, skipped: list[walk.Skipped]) -> list[Rejection]:
+    return [
+        Rejection(row.path.relative_to(root).as_posix(), row.reason, row.detail) for row in skipped
+    ]
+
+
+def _not_a_file(path: Path) -> tuple[str, str] | None:
+    """None for a regular file (symlinks followed), else (reason, detail) for rejected.csv."""
+    kind, detail = walk.entry_kind(path)
+    if kind == walk.FILE:
+        return None
+    if kind == walk.FOLDER:
+        return MISSING_FILE, "a folder, not an image file"
+    if kind == walk.UNREADABLE and not os.path.lexists(path):
+        return MISSING_FILE, "file not found"
+    return kind, detail
 
 
 def _unique(first: str, second: str, taken: set[str]) -> str:

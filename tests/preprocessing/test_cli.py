@@ -10,6 +10,8 @@ import pytest
 
 from preprocessing.cli import main
 
+from .conftest import write_jpeg
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -106,3 +108,23 @@ def test_module_entry_point_exit_code(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: source folder {tmp_path / 'nope'} does not exist; pass the folder holding your photos"
     ]
+
+
+def test_single_class_dataset_is_one_line_exit_1(tmp_path, capsys):
+    source = tmp_path / "photos"
+    for i in range(3):
+        write_jpeg(source / "cat" / f"{i}.jpg")
+    assert main(["prepare", str(source), str(tmp_path / "out"), "--workers", "1"]) == 1
+    err = _one_line_error(capsys)
+    assert f"error: {source} has a single class folder ('cat')" in err
+    assert "needs at least 2 classes" in err
+
+
+def test_whole_run_failure_names_rejected_csv(folders, tmp_path, capsys):
+    for path in (folders / "ant").iterdir():
+        path.write_bytes(b"")
+    out = tmp_path / "out"
+    assert main(["prepare", str(folders), str(out), "--workers", "1", "--no-progress"]) == 1
+    err = _one_line_error(capsys)
+    assert "class 'ant' has no usable training images" in err
+    assert f"5 input file(s) were not used (empty_file 5): {out / 'rejected.csv'}" in err

@@ -146,10 +146,84 @@ def test_bad_inputs_go_to_rejected_csv_and_the_summary(grocery, tmp_path):
 def test_all_images_of_a_class_rejected_is_a_user_error(grocery, tmp_path):
     for path in (grocery / "dataset/train/Fruit/Avocado").iterdir():
         path.write_bytes(b"")
-    with pytest.raises(UserError, match="class 'Avocado' has no usable training images"):
-        _run(grocery, tmp_path / "out")
-    assert not (tmp_path / "out" / ".staging").exists()
-    assert list((tmp_path / "out").iterdir()) == []  # nothing half-written is left
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="class 'Avocado' has no usable training images") as info:
+        _run(grocery, out)
+    assert not (out / ".staging").exists()
+    assert [p.name for p in out.iterdir()] == ["rejected.csv"]  # no half-written dataset
+    rows = {(row["path"], row["reason"]) for row in read_rejected(out / "rejected.csv")}
+    assert rows == {
+        (f"train/Fruit/Avocado/Avocado_{i:03d}.jpg", "empty_file") for i in (1, 2, 3, 4)
+    }
+    assert str(info.value).endswith(
+        f"; 4 input file(s) were not used (empty_file 4): {out / 'rejected.csv'} lists each "
+        "with its reason"
+    )
+
+
+def test_a_failed_run_can_be_rerun_into_the_same_folder(grocery, tmp_path):
+    victims = list((grocery / "dataset/train/Fruit/Avocado").iterdir())
+    kept = {path: path.read_bytes() for path in victims}
+    for path in victims:
+        path.write_bytes(b"")
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="no usable training images"):
+        _run(grocery, out)
+    for path, data in kept.items():
+        path.write_bytes(data)
+    assert _run(grocery, out).written["train"] == 12  # no --overwrite needed for rejected.csv
+
+
+def test_a_class_that_cannot_be_split_still_writes_rejected_csv(tmp_path):
+    source = make_folders(tmp_path / "src", {"ant": 3, "bee": 2})
+    (source / "bee" / "img_001.jpg").write_text("<html>not found</html>")
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match="class 'bee' has 1 usable image") as info:
+        _run(source, out)
+    rows = [(row["path"], row["reason"]) for row in read_rejected(out / "rejected.csv")]
+    assert rows == [("bee/img_001.jpg", "not_an_image")]
+    assert "1 input file(s) were not used (not_an_image 1)" in str(info.value)
+
+
+def test_an_empty_class_folder_still_writes_rejected_csv(tmp_path):
+    source = make_folders(tmp_path / "src", {"ant": 3, "bee": 3})
+    (source / "cow").mkdir()
+    (source / "cow" / "notes.txt").write_text("photos to come")
+    (source / "cow" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=r"class folder .*cow has no \.jpg") as info:
+        _run(source, out)
+    assert sorted(p.name for p in out.iterdir()) == ["rejected.csv"]
+    assert {(r["path"], r["reason"]) for r in read_rejected(out / "rejected.csv")} == {
+        ("cow/notes.txt", "unsupported_extension"),
+        ("cow/gone.jpg", "broken_symlink"),
+    }
+    assert f"{out / 'rejected.csv'} lists each with its reason" in str(info.value)
+
+
+@pytest.mark.parametrize("layout", ["folders", "grocery"])
+def test_a_single_class_is_refused_before_any_work(grocery, tmp_path, layout):
+    if layout == "folders":
+        source = make_folders(tmp_path / "src", {"ant": 5})
+        message = rf"^{source} has a single class folder \('ant'\); .*needs at least 2 classes"
+    else:
+        source = grocery
+        csv_path = grocery / "dataset" / "classes.csv"
+        csv_path.write_bytes(b"\r\n".join(csv_path.read_bytes().split(b"\r\n")[:2]))
+        for name in ("train.txt", "val.txt", "test.txt"):
+            lst = grocery / "dataset" / name
+            lst.write_text("".join(x for x in lst.read_text().splitlines(True) if ", 0, " in x))
+        message = r"classes\.csv lists a single class \('Golden-Delicious'\); "
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=message) as info:
+        _run(source, out)
+    assert "num_classes >= 2" in str(info.value)
+    assert "\n" not in str(info.value)
+    if layout == "grocery":  # the other classes' files are not listed: say so
+        assert "not_listed" in str(info.value)
+        assert (out / "rejected.csv").is_file()
+    else:
+        assert not out.exists()
 
 
 def test_leakage_between_train_and_validation_is_reported(grocery, tmp_path):
