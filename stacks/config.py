@@ -50,6 +50,8 @@ DEFAULT_HYPERPARAMETERS: dict[str, str] = {
 # Set by the training pipeline from the dataset's manifest, never by configuration.
 MANIFEST_HYPERPARAMETERS = ("num_classes", "num_training_samples")
 
+API_GATEWAY_LOGGING_ROLE_MODES = ("create", "existing")
+
 _PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
 _INSTANCE_PATTERN = re.compile(r"^ml\.([a-z0-9]+)\.([0-9]*x?large|medium|small)$")
 _EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -86,6 +88,9 @@ class Config:
     batch_max_images: int = 500
     alarm_email: str = ""
     retain_data: bool = True
+    # "create": the storage stack sets the account's API Gateway logging role (fresh
+    # account); "existing": the account already has one (python -m grocery preflight).
+    api_gateway_logging_role: str = "create"
 
     def __post_init__(self) -> None:
         for check in _CHECKS:
@@ -238,6 +243,16 @@ def _check_hyperparameters(c: Config) -> None:
         )
 
 
+def _check_api_gateway_role(c: Config) -> None:
+    if c.api_gateway_logging_role not in API_GATEWAY_LOGGING_ROLE_MODES:
+        raise _fail(
+            "api_gateway_logging_role",
+            c.api_gateway_logging_role,
+            "use 'create' (this project sets the account's API Gateway CloudWatch Logs role) "
+            "or 'existing' (the account and region already have one)",
+        )
+
+
 def _check_email(c: Config) -> None:
     if c.alarm_email and not _EMAIL_PATTERN.match(c.alarm_email):
         raise _fail("alarm_email", c.alarm_email, "use one e-mail address, or leave it empty")
@@ -251,6 +266,7 @@ _CHECKS: tuple[Callable[[Config], None], ...] = (
     _check_threshold,
     _check_hyperparameters,
     _check_email,
+    _check_api_gateway_role,
 )
 
 

@@ -10,6 +10,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from stacks.config import Config
+from stacks.constructs.api_gateway_logging import ApiGatewayAccountLogging
 from stacks.constructs.secure_bucket import access_log_bucket, secure_bucket
 
 
@@ -72,6 +73,13 @@ class StorageStack(Stack):
                 resources=["*"],  # in a key policy, "*" means this key
                 conditions={"StringEquals": {"aws:SourceAccount": self.account}},
             )
+        )
+
+        # REST API access logging (serving stack) needs the account's API Gateway role.
+        self.api_gateway_logging = (
+            ApiGatewayAccountLogging(self, "ApiGatewayLogging")
+            if config.api_gateway_logging_role == "create"
+            else None
         )
 
         self.access_logs = access_log_bucket(self, "AccessLogs", retain_data=retain)

@@ -136,8 +136,9 @@ class ClassifyApi(Construct):
             description="Grocery classifier: POST an image to /classify (IAM/SigV4)",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             binary_media_types=list(BINARY_MEDIA_TYPES),
-            # Execution logging would need the account-wide API Gateway CloudWatch role
-            # (AWS::ApiGateway::Account, one per region); access logs cover every request.
+            # Access logging, like execution logging, needs the account's API Gateway
+            # CloudWatch Logs role: the storage stack sets it (api_gateway_logging_role),
+            # not each API (one setting per account and region).
             cloud_watch_role=False,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
