@@ -203,12 +203,20 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(aws_credentials):
-    with mock_aws(config=MOTO_CONFIG), sfn_local.aws_sdk_like_aws():
+    with (
+        mock_aws(config=MOTO_CONFIG),
+        sfn_local.aws_sdk_like_aws(),
+        sfn_local.sync_failures_like_aws(),
+    ):
         yield Pipeline()
 
 
 @pytest.fixture
 def gated_pipeline(aws_credentials):
     """The pipeline synthesized with the optional test-set gate on (threshold 0.75)."""
-    with mock_aws(config=MOTO_CONFIG), sfn_local.aws_sdk_like_aws():
+    with (
+        mock_aws(config=MOTO_CONFIG),
+        sfn_local.aws_sdk_like_aws(),
+        sfn_local.sync_failures_like_aws(),
+    ):
         yield Pipeline(TEST_GATE)

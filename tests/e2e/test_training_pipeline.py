@@ -98,6 +98,23 @@ def test_accuracy_below_threshold_registers_nothing(pipeline):
     assert "threshold 0.8" in notification["Message"]
 
 
+@pytest.mark.parametrize(
+    ("accuracy", "approved"), [(0.8, True), (0.7999, False)], ids=["at", "just-below"]
+)
+def test_the_gate_passes_at_exactly_the_threshold(pipeline, accuracy, approved):
+    pipeline.upload_dataset()
+    execution = pipeline.start()
+    params = pipeline.finish_training(execution, accuracy=accuracy)  # the threshold is 0.8
+
+    result = pipeline.wait(execution)
+
+    assert result["status"] == ("SUCCEEDED" if approved else "FAILED"), result
+    expected = f"{params['TrainingJobName']}-0" if approved else NO_APPROVED_MODEL
+    assert pipeline.parameter("model-name") == expected
+    (notification,) = pipeline.notifications()
+    assert f"validation:accuracy {accuracy}" in notification["Message"]
+
+
 def test_missing_accuracy_metric_fails_without_registering(pipeline):
     pipeline.upload_dataset()
     execution = pipeline.start()
@@ -117,18 +134,13 @@ def test_training_failure_is_notified_with_its_cause(pipeline):
     reason = (
         "ClientError: The number of input images must be bigger or equal to the mini_batch_size"
     )
-    # AWS reports a failed .sync job as States.TaskFailed; moto refuses "States." names
-    # from send_task_failure, so the fake uses another name (the path is the same Catch).
-    sfn_local.fail_task(
-        task.token,
-        error="TrainingJobFailed",
-        cause=json.dumps({"TrainingJobStatus": "Failed", "FailureReason": reason}),
-    )
+    error, cause = sfn_local.fail_sync_job(task, reason)  # what AWS reports for a failed job
 
     result = pipeline.wait(execution)
 
     assert result["status"] == "FAILED"
-    assert result["cause"].startswith("TrainingJobFailed: ")
+    assert result["cause"] == f"{error}: {cause}"  # States.TaskFailed: {"TrainingJobName": ...
+    assert json.loads(cause)["FailureReason"] == reason
     assert reason in result["cause"]
     assert pipeline.parameter("model-name") == NO_APPROVED_MODEL
     (notification,) = pipeline.notifications()

@@ -14,7 +14,10 @@ Shared by every e2e test that executes a state machine (training, batch). API:
 - `wait_for_task_token(sfn, execution_arn, "createTrainingJob")`: poll the history until
   the rewritten task is scheduled; returns a `ScheduledTask` (token + the task's
   evaluated Parameters), to finish it with `sfn.send_task_success(...)` or
-  `fail_task(token, error=..., cause=...)` (moto's send_task_failure API drops the cause).
+  `fail_task(token, error=..., cause=...)` (moto's send_task_failure API drops the cause),
+  or, for a SageMaker job that ends Failed, `fail_sync_job(task, reason)`: the one shared
+  fake of what Step Functions reports then (see `SYNC_JOB_FAILED`), inside
+  `sync_failures_like_aws()`.
 - `run_execution(...)`: start + wait in one call (for definitions with no callback task).
 - `history(sfn, execution_arn)`, `state_sequence(...)`: for assertions on the path taken.
 
@@ -221,6 +224,7 @@ class ScheduledTask:
     token: str
     parameters: dict[str, Any]
     state_name: str
+    operation: str = ""  # e.g. "createTransformJob"
 
     @property
     def tags(self) -> dict[str, str]:
@@ -254,7 +258,12 @@ def wait_for_task_token(
             )
             if token and token not in seen:
                 seen.add(token)
-                return ScheduledTask(token, parameters, _state_name_of(events, event))
+                return ScheduledTask(
+                    token,
+                    parameters,
+                    _state_name_of(events, event),
+                    details["resource"].split(".", 1)[0],
+                )
         status = sfn.describe_execution(executionArn=execution_arn)["status"]
         if status != "RUNNING" or time.monotonic() > deadline:
             raise AssertionError(
@@ -270,13 +279,70 @@ _handed_out: dict[str, set[str]] = {}
 def fail_task(token: str, *, error: str, cause: str) -> None:
     """send_task_failure WITH its cause (moto 5.2.5's API handler drops `cause`).
 
-    `error` must not start with "States." (moto refuses it; AWS reports a failed .sync
-    job as States.TaskFailed, which the same `States.ALL` Catch handles).
+    For a SageMaker job that ends Failed, use `fail_sync_job` (what AWS reports then).
+    A "States." `error` needs `sync_failures_like_aws()` (moto refuses it otherwise).
     """
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
     backend = stepfunctions_parser_backends[ACCOUNT][REGION]
     backend.send_task_failure(token, error=error, cause=cause)
+
+
+# What a `.sync` task reports when its job ends Failed or Stopped: the generic task failure,
+# with the job's last Describe*Job output, as JSON, for cause (its FailureReason says why).
+# https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html lists
+# States.TaskFailed; moto's own `.sync` integrations (Batch, ECS, Glue) report it so too.
+# A refused Create*Job call is another matter: it fails as `SageMaker.<exception>` (e.g.
+# SageMaker.AmazonSageMakerException for throttling), with the API's message as cause.
+SYNC_JOB_FAILED = "States.TaskFailed"
+_JOBS = {
+    "createTrainingJob": ("TrainingJob", "training-job"),
+    "createTransformJob": ("TransformJob", "transform-job"),
+}
+_EPOCH_MS = 1_764_077_157_000  # Step Functions renders SageMaker timestamps as epoch milliseconds
+
+
+def failed_job_description(task: ScheduledTask, reason: str) -> dict[str, Any]:
+    """The Describe*Job output of the rewritten task's job, ended Failed with `reason`.
+
+    `reason` is a SageMaker FailureReason, e.g. "ClientError: See job logs for more
+    information" or "CapacityError: Unable to provision requested ML compute capacity. ...".
+    """
+    if task.operation not in _JOBS:
+        raise ValueError(f"not a SageMaker job task: {task.operation!r} (state {task.state_name})")
+    kind, arn_type = _JOBS[task.operation]
+    parameters = {k: v for k, v in task.parameters.items() if k != "Tags"}
+    name = parameters[f"{kind}Name"]
+    description = {
+        **parameters,
+        f"{kind}Arn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{arn_type}/{name.lower()}",
+        f"{kind}Status": "Failed",
+        "FailureReason": reason,
+        "CreationTime": _EPOCH_MS,
+        "LastModifiedTime": _EPOCH_MS + 600_000,
+    }
+    if kind == "TrainingJob":
+        description["SecondaryStatus"] = "Failed"
+        description["TrainingEndTime"] = _EPOCH_MS + 600_000
+    else:
+        description["TransformStartTime"] = _EPOCH_MS + 240_000
+        description["TransformEndTime"] = _EPOCH_MS + 600_000
+    return description
+
+
+_sync_failures_enabled = False
+
+
+def fail_sync_job(task: ScheduledTask, reason: str) -> tuple[str, str]:
+    """Ends the rewritten task as AWS ends a `.sync` task whose job failed; returns (error, cause).
+
+    Needs `sync_failures_like_aws()` (moto refuses "States." error names from callbacks).
+    """
+    if not _sync_failures_enabled:
+        raise RuntimeError("enter sfn_local.sync_failures_like_aws() before fail_sync_job")
+    cause = json.dumps(failed_job_description(task, reason))
+    fail_task(task.token, error=SYNC_JOB_FAILED, cause=cause)
+    return SYNC_JOB_FAILED, cause
 
 
 def _state_name_of(events: list[dict[str, Any]], task_event: dict[str, Any]) -> str:
@@ -342,3 +408,53 @@ def aws_sdk_like_aws():
         service._eval_service_task = original
         aws_sdk._SERVICE_ERROR_NAMES.clear()
         aws_sdk._SERVICE_ERROR_NAMES.update(saved_names)
+
+
+@contextlib.contextmanager
+def sync_failures_like_aws():
+    """Lets a callback task fail with a "States." error, as a failed `.sync` job's task does.
+
+    moto's callback tasks take every error name for a custom one, and custom names may not
+    start with "States."; AWS reports a failed `.sync` job as States.TaskFailed.
+    """
+    global _sync_failures_enabled  # noqa: PLW0603 - the switch fail_sync_job checks
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+        StatesErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_callback as callback,
+    )
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    service = callback.StateTaskServiceCallback
+    original = service._get_callback_outcome_failure_event
+
+    def failure_event(self, env, ex):
+        failure = ex.callback_outcome_failure
+        if not str(failure.error or "").startswith("States."):
+            return original(self, env, ex)
+        return FailureEvent(
+            env=env,
+            error_name=StatesErrorName.from_name(failure.error),
+            event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(
+                taskFailedEventDetails=TaskFailedEventDetails(
+                    resourceType=self._get_sfn_resource_type(),
+                    resource=self._get_sfn_resource(),
+                    error=failure.error,
+                    cause=failure.cause,
+                )
+            ),
+        )
+
+    service._get_callback_outcome_failure_event = failure_event
+    _sync_failures_enabled = True
+    try:
+        yield
+    finally:
+        service._get_callback_outcome_failure_event = original
+        _sync_failures_enabled = False
