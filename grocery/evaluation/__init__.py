@@ -7,7 +7,8 @@ from typing import Any
 
 from grocery.evaluation.inputs import load_coarse_labels, load_labels, load_results, load_truth
 from grocery.evaluation.join import join
-from grocery.evaluation.report import EvaluationReport, build_report, write_report
+from grocery.evaluation.report import EvaluationReport, build_report
+from grocery.evaluation.write import write_report
 
 
 def run(

@@ -103,7 +103,7 @@ class TestJsonlResults:
         report = (out / "report.md").read_text()
         assert "| Top-1 accuracy | 70.0% | 7 / 10 |" in report
         assert "| Coarse accuracy | 90.0% |" in report
-        assert "![confusion matrix](confusion_matrix.png)" in report
+        assert "![confusion matrix by coarse class](confusion_matrix_coarse.png)" in report
         assert f"| {TRUTH_ONLY[0]} | Oat-Milk | 12 |" in report
         assert f"| {RESULTS_ONLY} | classified | results.jsonl line 12 |" in report
         assert "| Pink-Lady | 0.571 | 0.500 | 0.667 | 3 |" in report
@@ -154,8 +154,9 @@ def test_81_classes_give_a_large_legible_picture(tmp_path):
         [5 if t == p else (1 if p == (t + 1) % 81 else 0) for p in range(81)] for t in range(81)
     ]
     confusion[3] = [0] * 81  # a class absent from the truth (grey row)
-    path = write_confusion_matrix(tmp_path / "m.png", confusion, labels, title="81 classes")
-    width, height = _png_size(path)
+    picture = write_confusion_matrix(tmp_path / "m.png", confusion, labels, title="81 classes")
+    width, height = _png_size(picture.path)
+    assert (width, height) == (picture.width, picture.height)
     assert width >= 1800
     assert height >= 1700
 
