@@ -128,3 +128,21 @@ def test_whole_run_failure_names_rejected_csv(folders, tmp_path, capsys):
     err = _one_line_error(capsys)
     assert "class 'ant' has no usable training images" in err
     assert f"5 input file(s) were not used (empty_file 5): {out / 'rejected.csv'}" in err
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (KeyboardInterrupt(), 130, "error: interrupted"),
+        (OSError(28, "No space left on device", "/tmp/out/x.jpg"), 1, "error: /tmp/out/x.jpg:"),
+    ],
+)
+def test_exit_codes_of_runtime_failures(grocery, tmp_path, capsys, monkeypatch, case):
+    raised, code, message = case
+
+    def fail(opts):
+        raise raised
+
+    monkeypatch.setattr("preprocessing.cli.prepare", fail)
+    assert main(["prepare", str(grocery), str(tmp_path / "out")]) == code
+    assert _one_line_error(capsys).startswith(message)

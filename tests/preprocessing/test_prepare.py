@@ -346,3 +346,19 @@ def test_manifest_lists_a_bounded_number_of_leak_groups(grocery, tmp_path, monke
     assert summary.leakage["train/validation"] == 3
     assert leakage["groups_total"] == 3
     assert len(leakage["groups"]) == 2
+
+
+def test_rejected_csv_that_cannot_be_written_is_said_in_the_error(tmp_path, monkeypatch):
+    source = make_folders(tmp_path / "src", {"ant": 3})
+    (source / "ant" / "notes.txt").write_text("x")
+
+    def refuse(path, rows):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("preprocessing.manifest.write_rejected", refuse)
+    with pytest.raises(
+        UserError,
+        match=r"single class folder .*; 1 input file\(s\) were not used, "
+        r"but .*rejected\.csv could not be written: Permission denied",
+    ):
+        _run(source, tmp_path / "out")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from preprocessing import sources, walk
+from preprocessing.errors import UserError
 from preprocessing.manifest import read_rejected
 from preprocessing.prepare import Options, prepare
 from preprocessing.sources import load_source
@@ -146,3 +147,16 @@ def test_every_input_is_used_or_in_rejected_csv(photos, tmp_path):
     assert summary.rejected == 2
     rows = {row["path"]: row["reason"] for row in read_rejected(out / "rejected.csv")}
     assert rows == {"ant/gone.jpg": walk.BROKEN_SYMLINK, "ant/self.jpg": walk.SYMLINK_LOOP}
+
+
+def test_an_unlistable_source_folder_is_one_clear_error(photos, monkeypatch):
+    real_iterdir = Path.iterdir
+
+    def iterdir(self: Path):
+        if self == photos:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    with pytest.raises(UserError, match=f"cannot list the source folder {photos}: Permission"):
+        load_source(photos)
