@@ -15,10 +15,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "evaluate",
         help="score batch predictions against ground truth; write metrics.json, report.md and "
-        "confusion_matrix.png",
+        "the confusion-matrix pictures",
         description="Score predictions (the batch stack's results .jsonl, or a folder of a "
         "transform job's raw .out files) against ground truth (a .lst from preprocessing). "
-        "Writes metrics.json, report.md and confusion_matrix.png into --out.",
+        "Writes metrics.json, report.md and confusion_matrix.png into --out, plus "
+        "confusion_matrix_coarse.png (by coarse class, page width) when --manifest has "
+        "coarse_labels.",
     )
     parser.add_argument(
         "--results",
