@@ -14,7 +14,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export AWS_EC2_METADATA_DISABLED := true
 CDK_FLAGS := --no-notices --no-version-reporting
 
-.PHONY: synth test lint cfn-lint checkov pytest deploy promote destroy bench clean install
+.PHONY: synth test lint cfn-lint checkov pytest deploy promote preflight destroy bench clean install
 
 # Installs are skipped when their inputs did not change (stamp files).
 $(BIN)/.installed: requirements.txt requirements-dev.txt
@@ -33,9 +33,14 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(BIN)/.installed node_modules/.installed
 
-synth: install
+# Synthesized again only when an input changed (`make test` after `make synth` reuses it).
+SYNTH_INPUTS := app.py cdk.json $(shell find stacks lambdas -name '*.py' -not -path '*/__pycache__/*')
+cdk.out/.synthesized: $(BIN)/.installed node_modules/.installed $(SYNTH_INPUTS)
 	rm -rf cdk.out
 	PATH="$(abspath $(BIN)):$$PATH" $(CDK) synth --quiet $(CDK_FLAGS)
+	touch $@
+
+synth: cdk.out/.synthesized
 	@ls cdk.out/*.template.json
 
 lint: $(BIN)/.installed
@@ -63,6 +68,10 @@ deploy: install
 # Serve the newest approved model: checks the pointer, then deploys Grocery-Serving only.
 promote: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grocery promote
+
+# Read-only checks of the account before the first deploy or training run (exit 1 on a blocker).
+preflight: install
+	$(BIN)/python -m grocery preflight
 
 destroy: install
 	PATH="$(abspath $(BIN)):$$PATH" $(CDK) destroy --all $(CDK_FLAGS)

@@ -28,10 +28,13 @@ import boto3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from classify_api.request import ENDPOINT_MAX_BYTES, MAX_TOP_K, sniff_image_type
 
-from grocery.errors import CommandError
+from grocery.arguments import prefix as prefix_argument
+from grocery.aws import describe, error_code, is_setup_error
+from grocery.aws import session as aws_session
+from grocery.errors import FAILED, CommandError, FatalError
 from grocery.stack_outputs import stack_output
 from grocery_common.labels import (
     DEFAULT_TOP_K,
@@ -51,6 +54,14 @@ MAX_RETRY_WAIT_SECONDS = 10
 HTTP_TIMEOUT_SECONDS = 35  # above the API's 29 s integration timeout
 JPEG_QUALITY = 90
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
+
+# API answers that do not depend on the image: stop at the first, with what to check.
+_STOP_ALL_STATUSES = {
+    401: "check your AWS credentials",
+    403: "check that your credentials are valid, for the API's account, and allowed "
+    "execute-api:Invoke on it",
+    404: "check --api: it is the stack output ApiUrl",
+}
 
 # (status, headers, body) of one HTTP exchange.
 HttpResponse = tuple[int, dict[str, str], bytes]
@@ -77,7 +88,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="labels.json|s3://...",
         help="with --endpoint: the model's label list (default: the approved model's)",
     )
-    parser.add_argument("--prefix", default="grocery", help="the app's prefix (default: grocery)")
+    parser.add_argument(
+        "--prefix",
+        default="grocery",
+        type=prefix_argument,
+        help="the app's prefix (default: grocery)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
     parser.set_defaults(run=run)
 
@@ -142,7 +158,9 @@ def _urllib_send(url: str, body: bytes, headers: dict[str, str]) -> HttpResponse
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
     except (urllib.error.URLError, TimeoutError) as error:
-        raise CommandError(f"cannot reach {url}: {getattr(error, 'reason', error)}") from None
+        raise FatalError(
+            f"cannot reach {url}: {getattr(error, 'reason', error)}", exit_code=FAILED
+        ) from None
 
 
 class ApiClassifier:
@@ -195,14 +213,18 @@ class ApiClassifier:
             retryable = status == 429 or body.get("retryable") is True
             if not retryable or attempt == MAX_RETRIES:
                 message = body.get("message") or body.get("Message") or "no message"
-                raise CommandError(f"the API answered {status}: {message}", exit_code=1)
+                if status in _STOP_ALL_STATUSES:  # the same answer for every image
+                    raise FatalError(
+                        f"the API answered {status}: {message} ({_STOP_ALL_STATUSES[status]})"
+                    )
+                raise CommandError(f"the API answered {status}: {message}", exit_code=FAILED)
             headers_lower = {k.lower(): v for k, v in response_headers.items()}
             wait = headers_lower.get("retry-after", "1")
             self.sleep(min(float(wait) if wait.isdigit() else 1.0, MAX_RETRY_WAIT_SECONDS))
         raise AssertionError("unreachable")
 
 
-def _read_labels(source: str, session: boto3.Session) -> list[str]:
+def read_labels(source: str, session: boto3.Session) -> list[str]:
     try:
         if source.startswith("s3://"):
             bucket, _, key = source.removeprefix("s3://").partition("/")
@@ -212,18 +234,30 @@ def _read_labels(source: str, session: boto3.Session) -> list[str]:
         return parse_labels(text, source=source)
     except LabelError as error:
         raise CommandError(str(error)) from None
-    except (OSError, ClientError, BotoCoreError) as error:
-        raise CommandError(f"cannot read the labels from {source}: {error}") from None
+    except (ClientError, BotoCoreError) as error:
+        if is_setup_error(error):
+            raise
+        raise CommandError(f"cannot read the labels from {source}: {describe(error)}") from None
+    except OSError as error:
+        raise CommandError(
+            f"cannot read the labels from {source}: {error.strerror or error}"
+        ) from None
 
 
 def _approved(prefix: str, field: str, session: boto3.Session) -> str:
     name = approved_model_parameter(prefix, field)
+    ssm = session.client("ssm")
     try:
-        value = session.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
-    except (ClientError, BotoCoreError) as error:
-        raise CommandError(
-            f"cannot read SSM parameter {name} ({error}); deploy the app first"
-        ) from None
+        value = ssm.get_parameter(Name=name)["Parameter"]["Value"]
+    except ClientError as error:
+        if error_code(error) == "ParameterNotFound":
+            raise CommandError(
+                f"SSM parameter {name} does not exist in {ssm.meta.region_name}: deploy the app "
+                "first (make deploy), set AWS_REGION to its region, or pass --labels"
+            ) from None
+        if is_setup_error(error):
+            raise
+        raise CommandError(f"cannot read SSM parameter {name} ({describe(error)})") from None
     if value == NO_APPROVED_MODEL:
         raise CommandError(
             f"no approved model yet ({name} is '{NO_APPROVED_MODEL}'): run the training pipeline, "
@@ -260,12 +294,18 @@ class EndpointClassifier:
                 parse_probabilities(response["Body"].read()), self.labels, k=top_k
             )
         except ClientError as error:
-            raise CommandError(
-                f"the endpoint refused it: {error.response['Error'].get('Message', error)}",
-                exit_code=1,
-            ) from None
+            message = error.response["Error"].get("Message", str(error))
+            if is_setup_error(error):
+                raise FatalError(
+                    f"AWS refused the call to endpoint {self.endpoint_name}: {message}"
+                ) from None
+            if error_code(error) == "ValidationError" and "not found" in message:
+                raise FatalError(f"{message}: check --endpoint and AWS_REGION") from None
+            raise CommandError(f"the endpoint refused it: {message}", exit_code=FAILED) from None
         except BotoCoreError as error:
-            raise CommandError(f"calling the endpoint failed: {error}", exit_code=1) from None
+            if is_setup_error(error):
+                raise
+            raise FatalError(f"calling the endpoint failed: {error}", exit_code=FAILED) from None
         except LabelError as error:
             raise CommandError(
                 f"the endpoint's answer cannot be decoded: {error}", exit_code=1
@@ -279,17 +319,17 @@ class EndpointClassifier:
 
 
 def build_classifier(args: argparse.Namespace, session: boto3.Session):
+    if session.get_credentials() is None:  # once, not once per image
+        raise NoCredentialsError()
     if args.endpoint:
         labels_source = args.labels or _approved(args.prefix, "labels-uri", session)
         model = "(given labels)" if args.labels else _approved(args.prefix, "model-name", session)
         return EndpointClassifier(
             args.endpoint,
-            labels=_read_labels(labels_source, session),
+            labels=read_labels(labels_source, session),
             model=model,
             session=session,
         )
-    if args.labels:
-        raise CommandError("--labels applies to --endpoint only: the API uses its model's labels")
     url = args.api or stack_output(stack_name(args.prefix, "Serving"), "ApiUrl", session=session)
     return ApiClassifier(url, session=session)
 
@@ -306,10 +346,25 @@ def format_answer(path: Path, answer: dict[str, Any], note: str) -> str:
     return "\n".join(lines)
 
 
-def run(args: argparse.Namespace, *, session: boto3.Session | None = None, classifier=None) -> int:
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything that can be checked before AWS is reached."""
     if not 1 <= args.top_k <= MAX_TOP_K:
         raise CommandError(f"--top-k must be from 1 to {MAX_TOP_K}, got {args.top_k}")
-    session = session or boto3.Session()
+    if args.labels and not args.endpoint:
+        raise CommandError("--labels applies to --endpoint only: the API uses its model's labels")
+    if args.labels and not args.labels.startswith("s3://") and not Path(args.labels).is_file():
+        raise CommandError(f"--labels {args.labels}: no such file; pass labels.json or s3://...")
+    missing = [str(path) for path in args.images if not path.is_file()]
+    if missing:
+        raise CommandError(
+            f"no such image file: {', '.join(missing)} ({len(missing)} of {len(args.images)}); "
+            "check the paths"
+        )
+
+
+def run(args: argparse.Namespace, *, session: boto3.Session | None = None, classifier=None) -> int:
+    check_arguments(args)
+    session = session or aws_session()
     classifier = classifier or build_classifier(args, session)
     failures = 0
     models = set()
@@ -317,6 +372,8 @@ def run(args: argparse.Namespace, *, session: boto3.Session | None = None, class
         try:
             image = prepare_image(path, classifier.max_bytes)
             answer = classifier.classify(image, args.top_k)
+        except FatalError:
+            raise
         except CommandError as error:
             failures += 1
             if args.json:

@@ -22,7 +22,8 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from grocery.errors import CommandError
+from grocery.aws import session as aws_session
+from grocery.errors import FAILED, CommandError
 from grocery.stack_outputs import stack_output
 
 DEFAULT_STACK = "Grocery-Training"
@@ -35,6 +36,7 @@ MANIFEST_HYPERPARAMETERS = ("num_classes", "num_training_samples")
 _HYPERPARAMETER = re.compile(r"^([A-Za-z0-9_]+)=(.+)$")
 _INSTANCE = re.compile(r"^ml\.[a-z0-9]+\.[0-9]*x?large$")
 _S3_URI = re.compile(r"^s3://([^/]+)/(.*)$")
+_OTHER_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -93,8 +95,11 @@ def dataset_prefix(dataset: str, training_bucket: str | None) -> str:
                 f"'{training_bucket}', not '{bucket}'; upload it there with "
                 "`python -m preprocessing upload`"
             )
-    elif dataset.strip().startswith("s3:"):
-        raise CommandError(f"--dataset {dataset!r}: use s3://<bucket>/<prefix>/ or <prefix>/")
+    elif _OTHER_URI.match(dataset.strip()):
+        raise CommandError(
+            f"--dataset {dataset!r}: the pipeline reads S3 only; use s3://<bucket>/<prefix>/ "
+            "or <prefix>/ as printed by `python -m preprocessing upload`"
+        )
     else:
         prefix = dataset.strip()
     prefix = prefix.strip("/")
@@ -260,7 +265,8 @@ def run(
 ) -> int:
     if args.poll_seconds <= 0:
         raise CommandError(f"--poll-seconds {args.poll_seconds}: use a positive number of seconds")
-    session = session or boto3.Session()
+    execution_input(args, None)  # every local check before AWS is reached
+    session = session or aws_session()
     state_machine = stack_output(args.stack, STATE_MACHINE_OUTPUT, session=session)
     bucket = (
         stack_output(_storage_stack(args), BUCKET_OUTPUT, session=session)
@@ -284,7 +290,7 @@ def run(
     if description["status"] != "SUCCEEDED":
         raise CommandError(
             f"training pipeline {description['status'].lower()}: {failure_message(description)}",
-            exit_code=1,
+            exit_code=FAILED,
         )
     print(summary(json.loads(description["output"])), file=out)
     return 0

@@ -11,6 +11,7 @@ import pytest
 
 from grocery import train
 from grocery.__main__ import build_parser
+from grocery.__main__ import main as cli_main
 from grocery.errors import CommandError
 from stacks.names import NO_APPROVED_MODEL
 from tests.e2e.conftest import DATA_BUCKET, DATASET
@@ -170,3 +171,24 @@ def test_storage_stack_follows_the_training_stack_name():
         "Shop-Storage"
     )
     assert train._storage_stack(_args("--dataset", DATASET, "--storage-stack", "S")) == "S"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--dataset", DATASET, "--hyperparameter", "epochs"], "--hyperparameter 'epochs': use"),
+        (["--dataset", "http://x/y"], "--dataset 'http://x/y': the pipeline reads S3 only"),
+        (["--dataset", DATASET, "--instance-type", "p3"], "--instance-type 'p3'"),
+        (["--dataset", DATASET, "--poll-seconds", "0"], "--poll-seconds 0"),
+    ],
+)
+def test_arguments_are_checked_before_aws_is_reached(argv, message, monkeypatch, capsys):
+    def no_aws(*_args, **_kwargs):
+        raise AssertionError("AWS reached before the arguments were checked")
+
+    monkeypatch.setattr(train, "stack_output", no_aws)
+    monkeypatch.setattr(train, "aws_session", no_aws)
+    assert cli_main(["train", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {message}")
+    assert err.count("\n") == 1

@@ -23,6 +23,7 @@ import grocery.__main__ as cli
 from grocery.classify import (
     API_MAX_IMAGE_BYTES,
     ApiClassifier,
+    EndpointClassifier,
     api_region,
     prepare_image,
     run,
@@ -305,17 +306,16 @@ class TestStraightAtTheEndpoint:
         deployed.put_parameter(
             Name="/grocery/approved-model/labels-uri", Value="none", Type="String", Overwrite=True
         )
+        image = write_image(tmp_path / "a.jpg")
         with pytest.raises(CommandError, match=r"no approved model yet.*or pass --labels"):
-            run(args(tmp_path / "a.jpg", endpoint="grocery-classifier"), session=session)
+            run(args(image, endpoint="grocery-classifier"), session=session)
 
     def test_broken_labels_file(self, tmp_path, session, deployed):
         labels = tmp_path / "labels.json"
         labels.write_text("{")
+        image = write_image(tmp_path / "a.jpg")
         with pytest.raises(CommandError, match=r"labels\.json is not valid JSON"):
-            run(
-                args(tmp_path / "a.jpg", endpoint="grocery-classifier", labels=str(labels)),
-                session=session,
-            )
+            run(args(image, endpoint="grocery-classifier", labels=str(labels)), session=session)
 
 
 class TestCommandLine:
@@ -333,3 +333,100 @@ class TestCommandLine:
             cli.build_parser().parse_args(
                 ["classify", "a.jpg", "--api", API_URL, "--endpoint", "e"]
             )
+
+
+class TestStopsEarly:
+    """Local mistakes before AWS is reached; account-wide errors once, not once per image."""
+
+    @pytest.fixture
+    def no_credentials(self, monkeypatch, tmp_path):
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv("AWS_PROFILE", raising=False)
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+        monkeypatch.setenv("AWS_REGION", "eu-west-1")
+
+    def test_a_missing_image_is_refused_before_aws(self, tmp_path, monkeypatch, capsys):
+        def no_aws(*_args, **_kwargs):
+            raise AssertionError("AWS reached")
+
+        monkeypatch.setattr("grocery.classify.build_classifier", no_aws)
+        good = write_image(tmp_path / "a.jpg")
+        code = cli.main(["classify", str(good), "/nonexistent.jpg", "--endpoint", "ep"])
+        assert code == 2
+        assert capsys.readouterr().err == (
+            "error: no such image file: /nonexistent.jpg (1 of 2); check the paths\n"
+        )
+
+    def test_a_missing_labels_file_is_refused_before_aws(self, tmp_path, monkeypatch, capsys):
+        monkeypatch.setattr("grocery.classify.build_classifier", None)
+        image = write_image(tmp_path / "a.jpg")
+        code = cli.main(["classify", str(image), "--endpoint", "ep", "--labels", "nope.json"])
+        assert code == 2
+        assert "--labels nope.json: no such file" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("target", [["--endpoint", "ep", "--labels", "L"], []])
+    def test_no_credentials_is_one_line_for_many_images(
+        self, target, tmp_path, no_credentials, capsys
+    ):
+        labels = tmp_path / "labels.json"
+        labels.write_text(json.dumps(LABELS))
+        images = [str(write_image(tmp_path / f"{name}.jpg")) for name in "abc"]
+        target = [str(labels) if arg == "L" else arg for arg in target]
+        assert cli.main(["classify", *images, *target]) == 2
+        err = capsys.readouterr().err
+        assert err == (
+            "error: Unable to locate credentials: set AWS_REGION (or AWS_DEFAULT_REGION) and AWS "
+            "credentials (aws configure, or AWS_PROFILE) for the account the stacks are "
+            "deployed in.\n"
+        )
+
+    @pytest.mark.parametrize(
+        "refusal",
+        [
+            ("ValidationError", "Endpoint ep of account 123456789012 not found.", "--endpoint"),
+            ("ExpiredTokenException", "The security token included in the request is expired", ""),
+        ],
+    )
+    def test_an_account_wide_endpoint_error_stops_at_the_first_image(
+        self, refusal, tmp_path, session, capsys
+    ):
+        code, message, expected = refusal
+        classifier = EndpointClassifier("ep", labels=LABELS, model=MODEL, session=session)
+        images = [write_image(tmp_path / f"{name}.jpg") for name in "abc"]
+        with Stubber(classifier.runtime) as stub:
+            stub.add_client_error("invoke_endpoint", code, message)
+            with pytest.raises(CommandError, match=expected or "AWS refused the call") as error:
+                run(args(*images, endpoint="ep"), session=session, classifier=classifier)
+            stub.assert_no_pending_responses()
+        assert message in str(error.value)
+        assert capsys.readouterr().err == ""  # no per-image error lines
+
+    def test_a_model_error_is_per_image(self, tmp_path, session, capsys):
+        classifier = EndpointClassifier("ep", labels=LABELS, model=MODEL, session=session)
+        images = [write_image(tmp_path / f"{name}.jpg") for name in "ab"]
+        with Stubber(classifier.runtime) as stub:
+            for _ in images:
+                stub.add_client_error("invoke_endpoint", "ModelError", "cannot decode the image")
+            assert run(args(*images, endpoint="ep"), session=session, classifier=classifier) == 1
+        err = capsys.readouterr().err
+        assert err.count("the endpoint refused it: cannot decode the image") == 2
+        assert "0 of 2 image(s) classified" in err
+
+    @pytest.mark.parametrize("status", [403, 404])
+    def test_an_api_refusal_of_the_caller_stops_at_the_first_image(
+        self, status, tmp_path, session, capsys
+    ):
+        sent = []
+
+        def send(url, body, headers):
+            sent.append(url)
+            return status, {}, b'{"message": "Forbidden"}'
+
+        classifier = ApiClassifier(API_URL, session=session, send=send)
+        images = [write_image(tmp_path / f"{name}.jpg") for name in "abc"]
+        with pytest.raises(CommandError, match=f"the API answered {status}: Forbidden"):
+            run(args(*images, api=API_URL), session=session, classifier=classifier)
+        assert len(sent) == 1
+        assert capsys.readouterr().err == ""

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
 
 import grocery.__main__ as cli
 from grocery.errors import CommandError
@@ -45,8 +51,10 @@ def test_help_lists_commands(capsys):
 @pytest.mark.parametrize(
     ("error", "code", "message"),
     [
-        (NoRegionError(), 2, "You must specify a region. Set AWS_REGION"),
-        (NoCredentialsError(), 2, "Unable to locate credentials Set AWS_REGION"),
+        (NoRegionError(), 2, "You must specify a region: set AWS_REGION (or AWS_DEFAULT_REGION)"),
+        (NoCredentialsError(), 2, "Unable to locate credentials: set AWS_REGION"),
+        (ProfileNotFound(profile="nosuch"), 2, "AWS profile 'nosuch' not found"),
+        (EndpointConnectionError(endpoint_url="https://x"), 1, "AWS could not be reached"),
         (
             ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, "StartExecution"),
             1,
@@ -65,3 +73,14 @@ def test_aws_setup_problems_are_one_line(monkeypatch, capsys, error, code, messa
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}")
     assert err.count("\n") == 1
+
+
+def test_a_usage_mistake_is_one_line_exit_2(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["classify"])  # no IMAGE
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: the following arguments are required: IMAGE "
+        "(see 'python -m grocery classify --help')\n"
+    )

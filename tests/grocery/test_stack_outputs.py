@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from botocore.exceptions import NoCredentialsError
 from botocore.stub import Stubber
 
 from grocery.errors import CommandError
@@ -66,3 +67,43 @@ def test_missing_stack_says_deploy_first(cloudformation):
     )
     with pytest.raises(CommandError, match="deploy it first"):
         stack_outputs("Grocery-Storage", session=_Session(client))
+
+
+def test_missing_stack_names_the_region(cloudformation):
+    client, stubber = cloudformation
+    stubber.add_client_error(
+        "describe_stacks", "ValidationError", "Stack with id Grocery-Storage does not exist"
+    )
+    with pytest.raises(CommandError, match="does not exist in us-east-1: deploy it first"):
+        stack_outputs("Grocery-Storage", session=_Session(client))
+
+
+@pytest.mark.parametrize("code", ["ExpiredToken", "AccessDenied", "InvalidClientTokenId"])
+def test_refused_credentials_are_not_deploy_first(cloudformation, code):
+    client, stubber = cloudformation
+    stubber.add_client_error("describe_stacks", code, "The security token is invalid")
+    with pytest.raises(CommandError) as error:
+        stack_outputs("Grocery-Storage", session=_Session(client))
+    message = str(error.value)
+    assert f"AWS refused to describe stack 'Grocery-Storage' ({code}: " in message
+    assert "credentials for the account the stacks are deployed in" in message
+    assert "deploy it first" not in message
+    assert error.value.exit_code == 2
+
+
+def test_no_credentials_reaches_the_cli_hint(cloudformation):
+    client, stubber = cloudformation
+    stubber.add_client_error("describe_stacks", "ValidationError", "unused")
+
+    class NoCredentials(_Session):
+        def client(self, name):
+            client = super().client(name)
+            client.describe_stacks = self.refuse
+            return client
+
+        @staticmethod
+        def refuse(**_kwargs):
+            raise NoCredentialsError()
+
+    with pytest.raises(NoCredentialsError):
+        stack_outputs("Grocery-Storage", session=NoCredentials(client))
