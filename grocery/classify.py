@@ -10,16 +10,13 @@ JPEG/PNG that Pillow can read, are converted to a JPEG that fits before sending.
 from __future__ import annotations
 
 import argparse
-import io
 import json
-import math
 import re
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlparse
@@ -29,12 +26,13 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-from classify_api.request import ENDPOINT_MAX_BYTES, MAX_TOP_K, sniff_image_type
+from classify_api.request import ENDPOINT_MAX_BYTES, MAX_TOP_K
 
 from grocery.arguments import prefix as prefix_argument
 from grocery.aws import describe, error_code, is_setup_error
 from grocery.aws import session as aws_session
 from grocery.errors import FAILED, CommandError, FatalError
+from grocery.images import PreparedImage, prepare_image
 from grocery.stack_outputs import stack_output
 from grocery_common.labels import (
     DEFAULT_TOP_K,
@@ -52,7 +50,6 @@ API_MAX_IMAGE_BYTES = 4 * 1024 * 1024
 MAX_RETRIES = 2
 MAX_RETRY_WAIT_SECONDS = 10
 HTTP_TIMEOUT_SECONDS = 35  # above the API's 29 s integration timeout
-JPEG_QUALITY = 90
 _EXECUTE_API_HOST = re.compile(r"^[a-z0-9]+\.execute-api\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$")
 
 # API answers that do not depend on the image: stop at the first, with what to check.
@@ -96,50 +93,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
     parser.set_defaults(run=run)
-
-
-@dataclass(frozen=True)
-class PreparedImage:
-    body: bytes
-    content_type: str
-    note: str = ""  # what was done to fit the limit, if anything
-
-
-def prepare_image(path: Path, max_bytes: int) -> PreparedImage:
-    """The bytes to send: the file itself if it is a JPEG/PNG within `max_bytes`, else a
-    JPEG re-encoded (and downscaled as needed) from whatever Pillow can read."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise CommandError(f"{path}: cannot read it ({error.strerror or error})") from None
-    kind = sniff_image_type(data)
-    if kind and len(data) <= max_bytes:
-        return PreparedImage(data, kind)
-    from PIL import Image, ImageOps, UnidentifiedImageError  # only when conversion is needed
-
-    try:
-        with Image.open(io.BytesIO(data)) as opened:
-            image = ImageOps.exif_transpose(opened).convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
-        raise CommandError(f"{path}: not an image (Pillow cannot read it: {error})") from None
-    original = image.size
-    scale = 1.0
-    for _ in range(12):
-        size = (max(1, round(original[0] * scale)), max(1, round(original[1] * scale)))
-        resized = image if scale == 1.0 else image.resize(size, Image.Resampling.LANCZOS)
-        buffer = io.BytesIO()
-        resized.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-        body = buffer.getvalue()
-        if len(body) <= max_bytes:
-            what = "converted to JPEG" if scale == 1.0 else "downscaled"
-            note = (
-                f"{what}: {original[0]}x{original[1]}, {len(data):,} bytes -> "
-                f"{size[0]}x{size[1]}, {len(body):,} bytes"
-            )
-            return PreparedImage(body, "image/jpeg", note)
-        # JPEG size grows roughly with the pixel count: shrink both sides by sqrt(ratio).
-        scale *= min(0.9, math.sqrt(max_bytes / len(body)) * 0.95)
-    raise CommandError(f"{path}: cannot bring it under {max_bytes:,} bytes")
 
 
 def api_region(url: str, default: str | None) -> str:
