@@ -106,6 +106,25 @@ class StorageStack(Stack):
             master_key=self.key,
             enforce_ssl=True,
         )
+        # `enforce_ssl` writes a TopicPolicy, which replaces SNS's default policy: CloudWatch
+        # alarms (which publish as the service, not as a role) need their own Allow, scoped
+        # to this account's alarms (https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger,
+        # https://docs.aws.amazon.com/sns/latest/dg/sns-access-policy-use-cases.html).
+        # The state machines publish with their roles' identity policies (same account).
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowThisAccountsAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{self.partition}:cloudwatch:{self.region}:{self.account}:alarm:*"
+                    },
+                    "StringEquals": {"aws:SourceAccount": self.account},
+                },
+            )
+        )
         if config.alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(config.alarm_email))
 

@@ -319,6 +319,13 @@ def grant_state_machine(
             actions=["sagemaker:AddTags"],
             resources=[training_jobs, models],
         ),
+        # In AWS's `.sync` policy (on "*"); ListTags takes the job as resource, so scoped to
+        # the pipeline's jobs (https://docs.aws.amazon.com/step-functions/latest/dg/sagemaker-iam.html).
+        iam.PolicyStatement(
+            sid="ListTrainingJobTags",
+            actions=["sagemaker:ListTags"],
+            resources=[training_jobs],
+        ),
         iam.PolicyStatement(
             sid="PassRolesToSageMaker",
             actions=["iam:PassRole"],
@@ -370,6 +377,7 @@ def grant_test_gate(
                 "sagemaker:DescribeTransformJob",
                 "sagemaker:StopTransformJob",
                 "sagemaker:AddTags",
+                "sagemaker:ListTags",  # in AWS's `.sync` policy (sagemaker-iam page)
             ],
             resources=[transform_jobs],
         ),
