@@ -78,7 +78,8 @@ def bootstrap(ssm, cloudformation, plan: Plan, account: str, region: str) -> Che
     """The bootstrap version parameter the templates' CheckBootstrapVersion rule reads."""
     name = "CDK bootstrap"
     parameter = f"/cdk-bootstrap/{plan.bootstrap_qualifier}/version"
-    fix = f"npx cdk bootstrap aws://{account}/{region}"
+    # .venv/bin first: in this folder cdk may run the app (`python app.py`, cdk.json).
+    fix = f'PATH="$PWD/.venv/bin:$PATH" npx cdk bootstrap aws://{account}/{region}'
     try:
         version = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
     except ClientError as error:
