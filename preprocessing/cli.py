@@ -1,7 +1,8 @@
 """Command line: ``python -m preprocessing prepare|upload ...``.
 
-Exit codes: 0 success, 1 a user error (one ``error: ...`` line on stderr), 2 bad command-line
-usage (one line too), 130 interrupted.
+Exit codes, the same as ``python -m grocery`` (docs/operations.md): 0 success; 1 the command
+ran and failed (an OS error while writing, e.g. disk full); 2 something must be fixed first
+(bad usage, or a bad input: one ``error: ...`` line on stderr); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from preprocessing.prepare import DEFAULT_POOL, Options, default_workers, prepar
 # workers stay small.
 DEFAULT_STACK = "Grocery-Storage"
 
-USER_ERROR = 1
+USER_ERROR = 2
 USAGE_ERROR = 2
+RUN_FAILED = 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -219,4 +221,4 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # disk full, permission denied while writing OUT
         where = f" {exc.filename}" if exc.filename else ""
         print(f"error:{where}: {exc.strerror or exc}", file=sys.stderr)
-        return USER_ERROR
+        return RUN_FAILED

@@ -38,10 +38,10 @@ def test_prepare_prints_the_summary_line(grocery, tmp_path, capsys):
 @pytest.mark.parametrize(
     "case",
     [
-        (["--split", "70/20"], 1, "unknown split '70/20'"),
-        (["--size", "12"], 1, "--size 12 is out of range"),
+        (["--split", "70/20"], 2, "unknown split '70/20'"),
+        (["--size", "12"], 2, "--size 12 is out of range"),
         (["--size", "big"], 2, "argument --size: invalid int value: 'big'"),
-        (["--split", "official", "--pool", "train"], 1, "--pool only applies"),
+        (["--split", "official", "--pool", "train"], 2, "--pool only applies"),
         (["--frobnicate"], 2, "unrecognized arguments: --frobnicate"),
     ],
 )
@@ -52,14 +52,14 @@ def test_prepare_usage_errors(grocery, tmp_path, capsys, case):
 
 
 def test_missing_source_folder(tmp_path, capsys):
-    assert main(["prepare", str(tmp_path / "nope"), str(tmp_path / "out")]) == 1
+    assert main(["prepare", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
     err = _one_line_error(capsys)
     assert f"source folder {tmp_path / 'nope'} does not exist" in err
 
 
 def test_empty_class_folder(folders, tmp_path, capsys):
     (folders / "zebra").mkdir()
-    assert main(["prepare", str(folders), str(tmp_path / "out")]) == 1
+    assert main(["prepare", str(folders), str(tmp_path / "out")]) == 2
     assert "class folder" in _one_line_error(capsys)
     assert not (tmp_path / "out").exists()  # checked before anything is written
 
@@ -104,17 +104,17 @@ def test_module_entry_point_exit_code(tmp_path):
         text=True,
         check=False,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: source folder {tmp_path / 'nope'} does not exist; pass the folder holding your photos"
     ]
 
 
-def test_single_class_dataset_is_one_line_exit_1(tmp_path, capsys):
+def test_single_class_dataset_is_one_line_exit_2(tmp_path, capsys):
     source = tmp_path / "photos"
     for i in range(3):
         write_jpeg(source / "cat" / f"{i}.jpg")
-    assert main(["prepare", str(source), str(tmp_path / "out"), "--workers", "1"]) == 1
+    assert main(["prepare", str(source), str(tmp_path / "out"), "--workers", "1"]) == 2
     err = _one_line_error(capsys)
     assert f"error: {source} has a single class folder ('cat')" in err
     assert "needs at least 2 classes" in err
@@ -124,7 +124,7 @@ def test_whole_run_failure_names_rejected_csv(folders, tmp_path, capsys):
     for path in (folders / "ant").iterdir():
         path.write_bytes(b"")
     out = tmp_path / "out"
-    assert main(["prepare", str(folders), str(out), "--workers", "1", "--no-progress"]) == 1
+    assert main(["prepare", str(folders), str(out), "--workers", "1", "--no-progress"]) == 2
     err = _one_line_error(capsys)
     assert "class 'ant' has no usable training images" in err
     assert f"5 input file(s) were not used (empty_file 5): {out / 'rejected.csv'}" in err

@@ -196,7 +196,7 @@ def test_cli_dry_run_says_so(prepared, s3, capsys):
 def test_cli_upload_user_errors_are_one_line(prepared, s3, capsys, args, message):
     code = main(["upload", str(prepared), "--no-progress", *args])
     err = capsys.readouterr().err
-    assert code == 1
+    assert code == 2
     assert message in err
     assert len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
@@ -204,9 +204,9 @@ def test_cli_upload_user_errors_are_one_line(prepared, s3, capsys, args, message
 
 def test_cli_upload_of_a_folder_without_manifest(tmp_path, s3, capsys):
     (tmp_path / "empty").mkdir()
-    assert main(["upload", str(tmp_path / "empty"), "--bucket", BUCKET]) == 1
+    assert main(["upload", str(tmp_path / "empty"), "--bucket", BUCKET]) == 2
     assert "has no manifest.json; run 'python -m preprocessing prepare" in capsys.readouterr().err
-    assert main(["upload", str(tmp_path / "missing"), "--bucket", BUCKET]) == 1
+    assert main(["upload", str(tmp_path / "missing"), "--bucket", BUCKET]) == 2
     assert "is not a folder" in capsys.readouterr().err
 
 
