@@ -11,8 +11,10 @@ CDK := npx --no-install cdk
 # Offline, quiet, no account needed.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
-export AWS_EC2_METADATA_DISABLED := true
 CDK_FLAGS := --no-notices --no-version-reporting
+# Synth and tests never ask the EC2 instance metadata service for credentials (it would
+# only time out off EC2); deploy, promote and preflight may use an instance role.
+cdk.out/.synthesized synth test pytest: export AWS_EC2_METADATA_DISABLED := true
 
 .PHONY: synth test lint cfn-lint checkov pytest deploy promote preflight destroy bench clean install
 
