@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aws_cdk import CfnElement, Stack
@@ -56,5 +57,7 @@ def access_model(stacks: GroceryStacks | list[Stack]) -> AccessModel:
     return AccessModel(AppResolver(templates, _parameters(templates, paths)), paths)
 
 
-def build_access_app() -> GroceryStacks:
-    return build_app(CONTEXT)
+@functools.cache
+def app_model() -> AccessModel:
+    """The whole app with CONTEXT, built and resolved once per process (shared by tests)."""
+    return access_model(build_app(CONTEXT))

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.access.app import access_model, build_access_app
+from tests.access.app import app_model
 from tests.access.calls import Call, listed_calls, load_document, render
 from tests.access.evaluator import Outcome, evaluate
 from tests.access.policies import AccessModel
@@ -17,7 +17,7 @@ from tests.access.state_machine_calls import state_machine_calls
 @pytest.fixture(scope="session")
 def model() -> AccessModel:
     """The whole app, built once per session with a fixed account and region."""
-    return access_model(build_access_app())
+    return app_model()
 
 
 @pytest.fixture(scope="session")

@@ -6,8 +6,9 @@ import dataclasses
 import json
 import shutil
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from tests.access.calls import ALLOWED, DENIED, Call, PolicyTable, request_for
 from tests.access.policies import AccessModel, unresolved_markers
@@ -40,11 +41,25 @@ class Outcome:
         return "\n".join(lines)
 
 
-def evaluate(calls: Iterable[Call], model: AccessModel) -> dict[str, Outcome]:
-    """Evaluates every call (identity + resource policy together); outcomes by call id."""
+def run_simulator(policies: Mapping[str, Any], requests: list[dict[str, Any]]) -> dict[str, Any]:
+    """One node process over the whole batch (the input and output formats: simulate.mjs)."""
     node = shutil.which("node")
     assert node, "node is missing (Node.js 20+ is a prerequisite, see README)"
     assert PACKAGE.exists(), "@cloud-copilot/iam-simulate is missing: run `npm ci`"
+    result = subprocess.run(
+        [node, str(SIMULATOR)],
+        input=json.dumps({"policies": policies, "requests": requests}),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert result.returncode == 0, f"simulate.mjs failed:\n{result.stderr}"
+    return json.loads(result.stdout)
+
+
+def evaluate(calls: Iterable[Call], model: AccessModel) -> dict[str, Outcome]:
+    """Evaluates every call (identity + resource policy together); outcomes by call id."""
     table = PolicyTable()
     calls = list(calls)
     by_id: dict[str, Call] = {}
@@ -69,17 +84,7 @@ def evaluate(calls: Iterable[Call], model: AccessModel) -> dict[str, Outcome]:
             early[call.id] = Outcome(call, None, (problem,))
             continue
         requests.append(request)
-    payload = json.dumps({"policies": table.documents, "requests": requests})
-    result = subprocess.run(
-        [node, str(SIMULATOR)],
-        input=payload,
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        check=False,
-    )
-    assert result.returncode == 0, f"simulate.mjs failed:\n{result.stderr}"
-    decisions = json.loads(result.stdout)
+    decisions = run_simulator(table.documents, requests)
     outcomes = dict(early)
     for request in requests:
         answer = decisions[request["id"]]

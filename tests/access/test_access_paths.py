@@ -7,6 +7,8 @@ A failure lists each call: who, action, resource, the decision and why.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.access.calls import ALLOWED, DENIED, Call
@@ -78,3 +80,19 @@ def test_every_alarm_notifies_through_the_topic(
     assert len(published) == len(alarms) >= 5
     report = failures(outcomes[c.id] for c in published)
     assert not report, "\n" + report
+
+
+def test_the_agpl_evaluator_stays_out_of_lambda_assets() -> None:
+    """lambdas/ is every function's asset: nothing in it may use the AGPL-3.0 evaluator."""
+    lambdas = Path(__file__).resolve().parents[2] / "lambdas"
+    offending = [
+        str(path.relative_to(lambdas))
+        for path in lambdas.rglob("*")
+        if path.is_file()
+        and (
+            "node_modules" in path.parts
+            or path.suffix in {".js", ".mjs", ".cjs", ".ts"}
+            or (path.suffix == ".py" and "cloud-copilot" in path.read_text())
+        )
+    ]
+    assert not offending

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.access.app import access_model, build_access_app
+from tests.access.app import app_model
 from tests.access.calls import ALLOWED, DENIED, Call
 from tests.access.evaluator import Outcome, evaluate, failures
 from tests.access.templates import ACCOUNT, REGION
@@ -57,7 +57,7 @@ CALLS = [
 @pytest.fixture(scope="module")
 def outcomes() -> dict[str, Outcome]:
     # The test-set gate on: the training role also runs a transform job.
-    return evaluate(CALLS, access_model(build_access_app()))
+    return evaluate(CALLS, app_model())
 
 
 @pytest.mark.parametrize("call", [c for c in CALLS if c.expect == ALLOWED], ids=lambda c: c.id)
