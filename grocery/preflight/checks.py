@@ -130,21 +130,35 @@ def powertools_layer(ssm, plan: Plan, region: str) -> Check:
 
 
 def api_gateway_logging_role(apigateway, plan: Plan) -> Check:
-    """Informational: the account and region's API Gateway CloudWatch Logs role.
+    """The account and region's API Gateway CloudWatch Logs role, one per account and region.
 
     REST API access logging needs it (https://docs.aws.amazon.com/apigateway/latest/
-    developerguide/set-up-logging.html); the serving stack sets it, so it is no blocker.
+    developerguide/set-up-logging.html). With api_gateway_logging_role=create the storage
+    stack sets its own (replacing any other); with `existing` the account must have one.
     """
     name = "API Gateway logging role"
+    storage = stack_name(plan.prefix, "Storage")
     try:
         role = apigateway.get_account().get("cloudwatchRoleArn", "")
     except ClientError as error:
         return _cannot_tell(name, error, "apigateway get-account")
-    if role:
-        return Check(name, Status.INFO, f"set in this account and region: {role}")
+    ours = f":role/{storage}-ApiGatewayLogging" in role
+    if plan.api_gateway_logging_role == "existing":
+        if role:
+            return Check(name, Status.OK, f"set in this account and region: {role}")
+        return Check(
+            name,
+            Status.BLOCKER,
+            "not set in this account and region, and api_gateway_logging_role=existing: the "
+            f"{stack_name(plan.prefix, 'Serving')} API stage would fail to deploy; deploy with "
+            "-c api_gateway_logging_role=create, or set a role in API Gateway's settings",
+        )
+    if not role or ours:
+        return Check(name, Status.OK, f"{storage} sets it" + (f" ({role})" if role else ""))
     return Check(
         name,
-        Status.INFO,
-        f"not set in this account and region; {stack_name(plan.prefix, 'Serving')} sets it "
-        "(REST API access logging needs it)",
+        Status.WARNING,
+        f"this account and region use {role}; deploying {storage} replaces it with its own "
+        "role for every REST API here: to keep it, deploy with "
+        "-c api_gateway_logging_role=existing",
     )

@@ -35,6 +35,8 @@ class Plan:
     bootstrap_qualifier: str
     powertools_parameter: str
     algorithm_regions: frozenset[str]
+    # "create": Grocery-Storage sets the account's API Gateway logging role; "existing": not.
+    api_gateway_logging_role: str = "create"
 
 
 def context_overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -69,7 +71,7 @@ def load_plan(pairs: Sequence[str], *, cdk_json: Path = REPO / "cdk.json") -> Pl
     from stacks.image_uri import supported_regions
 
     try:
-        config = config_from_context(context.get)
+        config = config_from_context(context.get, context.keys())
     except ConfigError as error:
         raise CommandError(f"configuration ({cdk_json.name} context and -c): {error}") from None
     return Plan(
@@ -85,4 +87,5 @@ def load_plan(pairs: Sequence[str], *, cdk_json: Path = REPO / "cdk.json") -> Pl
         bootstrap_qualifier=str(context.get(QUALIFIER_CONTEXT_KEY) or DEFAULT_QUALIFIER),
         powertools_parameter=powertools_layer_parameter(),
         algorithm_regions=supported_regions(),
+        api_gateway_logging_role=config.api_gateway_logging_role,
     )

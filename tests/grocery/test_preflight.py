@@ -74,7 +74,7 @@ class Account:
         *,
         bootstrap: str | None = "21",
         layer: bool = True,
-        role: str = ROLE,
+        role: str = "",
         quotas: dict[str, float] | None = None,
         defaults: dict[str, float] | None = None,
     ) -> Account:
@@ -151,8 +151,8 @@ def test_a_ready_account_passes_with_one_table(capsys):
     assert row(text, "AWS account").split()[2] == "ok"
     assert "version 21 (/cdk-bootstrap/hnb659fds/version)" in row(text, "CDK bootstrap")
     assert LAYER_ARN in row(text, "Powertools layer")
-    assert row(text, "API Gateway").split()[4] == "info"
-    assert f"set in this account and region: {ROLE}" in row(text, "API Gateway")
+    assert row(text, "API Gateway").split()[4] == "ok"
+    assert "Grocery-Storage sets it" in row(text, "API Gateway")
     assert f"'{SPOT}' is 1" in row(text, "quota: training (spot)")
     assert f"'{ENDPOINT}' is 4" in row(text, "quota: endpoint")
     assert f"'{TRANSFORM}' is 1" in row(text, "quota: transform")
@@ -258,12 +258,37 @@ def test_missing_powertools_layer_is_a_blocker():
     assert f"{LAYER} is not published in {REGION}" in row(text, "Powertools layer")
 
 
-def test_api_gateway_role_not_set_is_informational_only():
+def test_api_gateway_role_not_set_is_set_by_the_storage_stack():
     code, text = preflight(Account().healthy(role=""))
     assert code == 0
     line = row(text, "API Gateway logging role")
-    assert "info" in line
-    assert "not set in this account and region; Grocery-Serving sets it" in line
+    assert "ok" in line
+    assert "Grocery-Storage sets it" in line
+
+
+def test_another_api_gateway_role_would_be_replaced_is_a_warning():
+    code, text = preflight(Account().healthy(role=ROLE))
+    assert code == 0
+    line = row(text, "API Gateway logging role")
+    assert "warning" in line
+    assert f"this account and region use {ROLE}" in line
+    assert "-c api_gateway_logging_role=existing" in line
+
+
+def test_our_own_api_gateway_role_is_fine():
+    ours = f"arn:aws:iam::{ACCOUNT}:role/Grocery-Storage-ApiGatewayLoggingRole1A2B3C-XYZ"
+    code, text = preflight(Account().healthy(role=ours))
+    assert code == 0
+    assert "ok" in row(text, "API Gateway logging role")
+
+
+def test_existing_mode_without_a_role_is_a_blocker():
+    plan = dataclasses.replace(PLAN, api_gateway_logging_role="existing")
+    code, text = preflight(Account().healthy(role=""), plan)
+    assert code == 1
+    line = row(text, "API Gateway logging role")
+    assert "BLOCKER" in line
+    assert "-c api_gateway_logging_role=create" in line
 
 
 def test_region_without_the_algorithm_is_a_blocker():
