@@ -13,6 +13,7 @@ from stacks.constructs.log_group import encrypted_log_group
 from stacks.constructs.nag_findings import iam5_findings, iam5_resource
 from stacks.constructs.python_function import PythonFunction
 from stacks.image_uri import algorithm_image_uri
+from stacks.serving.names import endpoint_name
 from stacks.storage_stack import StorageStack
 from stacks.training.approved_model_pointer import ApprovedModelPointer
 from stacks.training.definition import Resources, TrainingDefinition
@@ -63,6 +64,7 @@ class TrainingStack(Stack):
             inference=storage.inference,
             key=storage.key,
             image_uri=image_uri,
+            endpoint_name=endpoint_name(config.prefix),
         )
 
         # The optional test-set gate (config test_accuracy_threshold > 0) scores in a Lambda.

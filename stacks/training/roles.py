@@ -65,10 +65,16 @@ def _algorithm_image_pull(image_uri: str) -> list[iam.PolicyStatement]:
     ]
 
 
-def _logs_and_metrics(kind: str) -> list[iam.PolicyStatement]:
-    """CloudWatch Logs under /aws/sagemaker/<kind> and metrics in that namespace only."""
+def _logs_and_metrics(kind: str, group_suffix: str = "") -> list[iam.PolicyStatement]:
+    """CloudWatch Logs in /aws/sagemaker/<kind><group_suffix> and metrics in that namespace only.
+
+    Training and transform jobs log to one group per kind; an endpoint logs to its own,
+    /aws/sagemaker/Endpoints/<endpoint name>
+    (https://docs.aws.amazon.com/sagemaker/latest/dg/logging-cloudwatch.html).
+    """
     stack_logs = (
-        f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:/aws/sagemaker/{kind}"
+        f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:"
+        f"/aws/sagemaker/{kind}{group_suffix}"
     )
     return [
         iam.PolicyStatement(
@@ -206,6 +212,7 @@ def model_role(
     inference: s3.IBucket,
     key: kms.IKey,
     image_uri: str,
+    endpoint_name: str,
 ) -> iam.Role:
     """The SageMaker Model's role, used by the endpoint and by batch transform jobs.
 
@@ -241,7 +248,7 @@ def model_role(
         ),
         *_kms_use(key, create_grant=True, encrypt=True),
         *_algorithm_image_pull(image_uri),
-        *_logs_and_metrics("Endpoints"),
+        *_logs_and_metrics("Endpoints", f"/{endpoint_name}"),
         *_logs_and_metrics("TransformJobs"),
     ]
     for statement in statements:
@@ -266,9 +273,9 @@ def model_role(
                 "transform output, written under predictions/",
             ),
             (
-                _log_group_pattern("Endpoints"),
+                _log_group_pattern(f"Endpoints/{endpoint_name}"),
                 None,
-                "the log streams SageMaker names after each variant",
+                "the log streams SageMaker names after each variant and instance",
             ),
             (
                 _log_group_pattern("TransformJobs"),
