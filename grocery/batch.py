@@ -84,11 +84,7 @@ class BatchStore:
         )
 
     def record(self, batch_id: str) -> tuple[BatchPaths, dict[str, Any]]:
-        if not BATCH_ID_PATTERN.match(batch_id):
-            raise CommandError(
-                f"{batch_id!r} is not a batch id (like 20261125-132557-0123456789ab); "
-                f"list them with: aws s3 ls s3://{self.bucket}/batches/"
-            )
+        check_batch_id(batch_id)
         paths = BatchPaths(bucket=self.bucket, batch_id=batch_id)
         record = self.read_json(paths.record_key)
         if record is None:
@@ -109,6 +105,16 @@ class BatchStore:
                 if e["name"] == batch_id or e["name"].startswith(f"{batch_id}-r")
             )
         return sorted(runs, key=lambda e: e["startDate"], reverse=True)
+
+
+def check_batch_id(batch_id: str) -> None:
+    """A batch id is checked before anything reaches AWS."""
+    if not BATCH_ID_PATTERN.match(batch_id):
+        raise CommandError(
+            f"{batch_id!r} is not a batch id (like 20261125-132557-0123456789ab: the results "
+            "are results/<batch id>.jsonl; list the batches with: "
+            "aws s3 ls s3://<inference bucket>/batches/)"
+        )
 
 
 def rerun_execution_name(batch_id: str, now: float | None = None) -> str:
@@ -140,6 +146,7 @@ def _aws_errors(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
 
 @_aws_errors
 def run_status(args: argparse.Namespace) -> int:
+    check_batch_id(args.batch_id)
     store = BatchStore(args.prefix)
     paths, record = store.record(args.batch_id)
     print(
@@ -157,8 +164,12 @@ def run_status(args: argparse.Namespace) -> int:
     status = store.read_json(paths.status_key)
     if status:
         print(f"last run: {status['status']}")
-        if status.get("error", {}).get("Cause"):
+        if (status.get("error") or {}).get("Cause"):
             print(f"  cause: {status['error']['Cause']}")
+        # The state machine writes what to do next; a re-run only where it can help.
+        if status.get("advice"):
+            print(f"  next: {status['advice']}")
+        elif status["status"] == "FAILED":  # a status written before the advice existed
             print(f"  re-run it with: python -m grocery batch rerun {paths.batch_id}")
         results = status.get("results") or {}
         for key in ("results_jsonl", "results_csv"):
@@ -169,6 +180,7 @@ def run_status(args: argparse.Namespace) -> int:
 
 @_aws_errors
 def run_rerun(args: argparse.Namespace) -> int:
+    check_batch_id(args.batch_id)
     store = BatchStore(args.prefix)
     paths, record = store.record(args.batch_id)
     running = [

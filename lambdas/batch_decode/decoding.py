@@ -18,6 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from batch_decode.outcome import JobFailure
 from grocery_common.batch_layout import is_missing, s3_uri
 from grocery_common.labels import DEFAULT_TOP_K, LabelError, decode, parse_probabilities
 from grocery_common.transform_outputs import find_outputs
@@ -55,6 +56,8 @@ class Summary:
     failed: int = 0
     skipped: int = 0
     unmatched_outputs: int = 0
+    without_output: int = 0  # images the job wrote no output for (deleted or refused)
+    deleted: int = 0  # those of them deleted before the job read them
 
     def count(self, status: str) -> None:
         setattr(self, status, getattr(self, status) + 1)
@@ -113,7 +116,7 @@ class BatchToDecode:
     images: Sequence[str]  # keys, in the batch record's order
     skipped: Sequence[dict[str, Any]]  # {"key", "reason", ...} from the batch record
     predictions_prefix: str
-    transform_error: str = ""  # the transform job's failure cause, if it failed
+    failure: JobFailure | None = None  # why the transform job failed, if it did
 
 
 def decode_batch(
@@ -150,8 +153,11 @@ def decode_batch(
         for start in range(0, len(batch.images), window):
             rows = list(pool.map(row_for, batch.images[start : start + window]))
             writer.write(rows)
-            for row in rows:
+            for key, row in zip(batch.images[start : start + window], rows, strict=True):
                 summary.count(row["status"])
+                if key not in outputs:
+                    summary.without_output += 1
+                    summary.deleted += row["reason"] == DELETED_BEFORE_JOB
     writer.write(
         [
             _row(s3_uri(batch.bucket, s["key"]), Status.SKIPPED, reason=s["reason"], **common)
@@ -169,6 +175,6 @@ def _missing_reason(s3, batch: BatchToDecode, key: str) -> str:
         if is_missing(error):
             return DELETED_BEFORE_JOB
         raise
-    if batch.transform_error:
-        return f"{NO_OUTPUT} (the job failed: {batch.transform_error})"
+    if batch.failure:
+        return f"{NO_OUTPUT} (the job failed: {batch.failure.reason})"
     return NO_OUTPUT

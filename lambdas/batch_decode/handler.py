@@ -4,7 +4,10 @@ Input (built by the state machine):
     {"batch_id", "bucket", "record_key", "predictions_prefix" (this run's folder),
      "results": {"jsonl_key", "csv_key"}, "model": {"name"}, "labels": {"uri"},
      "transform_error": {} or {"Error", "Cause"}}
-Output: the counts and where the results are (the state machine's notification uses them).
+Output: the counts, where the results are, and the run's outcome (batch_decode.outcome):
+    {"outcome": "SUCCEEDED" | "PARTIAL" | "FAILED", "rerun": whether a re-run can change it,
+     "failure": the readable cause, "advice": what to do next}
+The state machine chooses its ending, its status.json and its notification from them.
 
 Runs after a successful transform, after a failed one (to keep what was
 classified and say why the rest was not) and for batches with nothing to
@@ -20,6 +23,7 @@ import boto3
 from aws_lambda_powertools import Logger
 
 from batch_decode.decoding import BatchToDecode, ResultWriter, decode_batch
+from batch_decode.outcome import judge, read_failure
 from grocery_common.batch_layout import parse_s3_uri, s3_uri
 from grocery_common.labels import parse_labels
 
@@ -30,7 +34,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     s3 = boto3.client("s3")
     bucket = event["bucket"]
     record = json.loads(s3.get_object(Bucket=bucket, Key=event["record_key"])["Body"].read())
-    error = event.get("transform_error") or {}
+    failure = read_failure(event.get("transform_error"))
     batch = BatchToDecode(
         bucket=bucket,
         batch_id=event["batch_id"],
@@ -38,7 +42,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         images=[image["key"] for image in record["images"]],
         skipped=record["skipped"],
         predictions_prefix=event["predictions_prefix"],
-        transform_error=error.get("Cause") or error.get("Error") or "",
+        failure=failure,
     )
     labels_uri = event["labels"]["uri"]
 
@@ -67,6 +71,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "skipped": summary.skipped,
         "results_jsonl": s3_uri(bucket, keys["jsonl_key"]),
         "results_csv": s3_uri(bucket, keys["csv_key"]),
+        **judge(
+            failure,
+            batch_id=batch.batch_id,
+            classified=summary.classified,
+            without_output=summary.without_output,
+            deleted=summary.deleted,
+        ).to_dict(),
     }
     logger.info("batch decoded", extra={**result, "unmatched_outputs": summary.unmatched_outputs})
     return result

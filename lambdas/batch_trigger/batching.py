@@ -18,12 +18,12 @@ from botocore.exceptions import ClientError
 
 from batch_trigger.events import ObjectEvent
 from grocery_common.batch_layout import INCOMING_PREFIX, BatchPaths, is_missing, s3_uri
+from grocery_common.image_check import HEADER_BYTES, check_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # The transform job's MaxPayloadInMB is 6: a bigger image fails the whole job. Counted
 # in decimal megabytes so that no image SageMaker might measure as over 6 MB gets through.
 MAX_IMAGE_BYTES = 6_000_000
-PROBE_BYTES = 16
 PROBE_WORKERS = 32
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")  # JPEG, PNG: what the algorithm decodes
 
@@ -42,6 +42,11 @@ class Reason:
     def not_image_extension(key: str) -> str:
         extension = posixpath.splitext(key)[1] or "no extension"
         return f"not an image: {extension!r} is not one of {', '.join(IMAGE_EXTENSIONS)}"
+
+    @staticmethod
+    def undecodable(head: bytes, problem: str) -> str:
+        kind = "JPEG" if head.startswith(_SIGNATURES[0]) else "PNG"
+        return f"a broken {kind} that the algorithm cannot decode: {problem}"
 
     @staticmethod
     def too_large(size: int) -> str:
@@ -175,7 +180,9 @@ def judge(probe: Probe) -> str:
         return Reason.too_large(probe.size)
     if not probe.head.startswith(_SIGNATURES):
         return Reason.NOT_IMAGE_CONTENT
-    return ""
+    # One image the decoder gives up on would fail the whole transform job.
+    problem = check_image(probe.head, probe.size).problem
+    return Reason.undecodable(probe.head, problem) if problem else ""
 
 
 def build_batch(events: Iterable[ObjectEvent], *, bucket: str, probe: ProbeFn) -> Batch | None:
@@ -214,13 +221,17 @@ def build_batch(events: Iterable[ObjectEvent], *, bucket: str, probe: ProbeFn) -
 
 
 def s3_probe(s3_client) -> ProbeFn:
-    """Reads the first bytes of the object's current version, trying each candidate key."""
+    """Reads the header of the object's current version, trying each candidate key.
+
+    The first `HEADER_BYTES` hold the header of almost every photo; a longer header
+    is read whole (the object is at most 6 MB by then).
+    """
 
     def probe(event: ObjectEvent) -> Probe:
         for key in event.candidate_keys:
             try:
                 response = s3_client.get_object(
-                    Bucket=event.bucket, Key=key, Range=f"bytes=0-{PROBE_BYTES - 1}"
+                    Bucket=event.bucket, Key=key, Range=f"bytes=0-{HEADER_BYTES - 1}"
                 )
             except ClientError as error:
                 if is_missing(error):
@@ -233,13 +244,18 @@ def s3_probe(s3_client) -> ProbeFn:
             with response["Body"] as body:
                 head = body.read()
             total = response.get("ContentRange", "").rpartition("/")[2]
-            return Probe(
-                key=key,
-                exists=True,
-                size=int(total) if total.isdigit() else int(response.get("ContentLength", 0)),
-                version_id=response.get("VersionId") or "",
-                head=head,
-            )
+            size = int(total) if total.isdigit() else int(response.get("ContentLength", 0))
+            version_id = response.get("VersionId") or ""
+            if size <= MAX_IMAGE_BYTES and check_image(head, size).need_more:
+                head = _read_whole(s3_client, event.bucket, key, version_id)
+            return Probe(key=key, exists=True, size=size, version_id=version_id, head=head)
         return Probe(key=event.key, exists=False)
 
     return probe
+
+
+def _read_whole(s3_client, bucket: str, key: str, version_id: str) -> bytes:
+    """The same version the header came from."""
+    extra = {"VersionId": version_id} if version_id else {}
+    with s3_client.get_object(Bucket=bucket, Key=key, **extra)["Body"] as body:
+        return body.read()

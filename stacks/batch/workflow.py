@@ -2,20 +2,20 @@
 
     Initialise -> ReadModelName -> ReadLabelsUri -> AnyImages?
       no images ----------------------------------------------> Decode
-      no approved model -> NoApprovedModel ---------------------------------> RecordFailure
-      otherwise -> Transform (.sync) -> Decode -> Outcome? -> RecordSuccess -> NotifySuccess
-                   | job failed: Decode keeps what was classified ^   | error -> RecordFailure
-    RecordFailure -> NotifyFailure -> Failed (cause = the error; the batch record stays: re-run it)
+      no approved model -> NoApprovedModel ----------------------------------> failure
+      otherwise -> Transform (.sync) -> Decode -> Outcome? -> success
+                   | job failed: Decode keeps what was classified  | the job failed -> ReadableCause
+                                                                      -> Rerun? -> partial | failure | unfixable
+    (the endings, stacks/batch/endings.py: status.json, one notification, Succeed or Fail)
 
-The model is read from SSM at run time, so a re-run after training uses the
-newly approved model. Each run writes its transform output under
-`predictions/<batch id>/<execution name>/` and names its job after the execution
-and the attempt, so re-runs and retries never collide.
+The model is read from SSM at run time, so a re-run after training uses the newly
+approved model. The decode step judges a failed job (lambdas/batch_decode/outcome.py):
+a batch whose images the model refused is PARTIAL (or FAILED if none was classified)
+and its notification suggests no re-run that would fail the same way.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from aws_cdk import Duration, Stack
@@ -34,6 +34,13 @@ from stacks.batch.access import (
     grant_objects,
     skip_lambda_checks,
 )
+from stacks.batch.endings import BatchEndings
+from stacks.batch.transform import (
+    grant_transform,
+    has_local_storage,
+    job_arn,
+    transform_task,
+)
 from stacks.config import Config
 from stacks.constructs.dependencies import depend_on_policy_only
 from stacks.constructs.log_group import encrypted_log_group
@@ -46,65 +53,16 @@ from stacks.names import (
     approved_model_parameter,
 )
 
-# The algorithm's batch settings (see ../shared/docs/REFERENCE.md, section 1).
-MAX_PAYLOAD_MB = 6
-TRANSFORM_TIMEOUT = Duration.hours(6)
 DECODE_TIMEOUT = Duration.minutes(10)
 NO_MODEL_CAUSE = (
     "no approved model yet: run training (the SSM parameters {} still hold '{}'); "
     "then re-run this batch"
 )
-# Instance families with local NVMe storage reject VolumeKmsKeyId (their volume is
-# encrypted by the hardware): e.g. ml.m5d, ml.c5d, ml.g4dn, ml.g5, ml.p3dn.
-_LOCAL_STORAGE_FAMILY = re.compile(r"^(\w+\d+\w*d\w*|g5|g6|p4d|p5)$")
-SYNC_RULE = "StepFunctionsGetEventsForSageMakerTransformJobsRule"
+# Outcomes of the decode step (lambdas/batch_decode/outcome.py).
+PARTIAL = "PARTIAL"
+TRANSFORM_FAILED = "TransformJobFailed"
 
-
-def has_local_storage(instance_type: str) -> bool:
-    family = instance_type.split(".")[1]
-    return bool(_LOCAL_STORAGE_FAMILY.match(family))
-
-
-def transform_job_prefix(config: Config) -> str:
-    return f"{config.prefix}-b"
-
-
-def transform_parameters(config: Config, key_arn: str) -> dict:
-    """CreateTransformJob's Parameters (JsonPath values end in `.$`)."""
-    resources: dict = {"InstanceType": config.transform_instance_type, "InstanceCount": 1}
-    if not has_local_storage(config.transform_instance_type):
-        resources["VolumeKmsKeyId"] = key_arn
-    return {
-        # <= 63 characters: prefix (<= 22) + execution name (<= 37, see grocery/batch.py) + attempt.
-        "TransformJobName.$": (
-            f"States.Format('{transform_job_prefix(config)}-{{}}-{{}}', "
-            "$$.Execution.Name, $$.State.RetryCount)"
-        ),
-        "ModelName.$": "$.model.name",
-        "BatchStrategy": "SingleRecord",
-        "MaxPayloadInMB": MAX_PAYLOAD_MB,
-        "TransformInput": {
-            "DataSource": {
-                "S3DataSource": {"S3DataType": "ManifestFile", "S3Uri.$": "$.manifest_uri"}
-            },
-            "ContentType": "application/x-image",
-            "SplitType": "None",
-            "CompressionType": "None",
-        },
-        "TransformOutput": {
-            "S3OutputPath.$": (
-                "States.Format('s3://{}/{}{}/', $.bucket, $.predictions_prefix, $$.Execution.Name)"
-            ),
-            "Accept": "application/json",
-            "AssembleWith": "None",
-            "KmsKeyId": key_arn,
-        },
-        "TransformResources": resources,
-        "Tags": [
-            {"Key": "project", "Value": config.prefix},
-            {"Key": "batch-id", "Value.$": "$.batch_id"},
-        ],
-    }
+__all__ = ["BatchWorkflow", "has_local_storage"]
 
 
 class BatchWorkflow(Construct):
@@ -126,7 +84,9 @@ class BatchWorkflow(Construct):
         self._topic = topic
         self.decode_function = self._decode_function(label_buckets)
 
-        fail_chain = self._failure_chain()
+        endings = BatchEndings(self, prefix=config.prefix, bucket=bucket, topic=topic)
+        self._endings = endings
+        fail_chain = endings.failure()
         decode = tasks.LambdaInvoke(
             self,
             "Decode",
@@ -154,11 +114,11 @@ class BatchWorkflow(Construct):
         decode.add_catch(fail_chain, result_path="$.error")
         decode.next(
             sfn.Choice(self, "Outcome?")
-            .when(sfn.Condition.is_present("$.error.Error"), fail_chain)
-            .otherwise(self._success_chain())
+            .when(sfn.Condition.is_present("$.error.Error"), self._judged(endings, fail_chain))
+            .otherwise(endings.success())
         )
 
-        transform = self._transform_task()
+        transform = transform_task(self, self._config, self._key)
         transform.add_catch(decode, result_path="$.error")  # keep what was classified
         transform.next(decode)
 
@@ -216,11 +176,32 @@ class BatchWorkflow(Construct):
             tracing_enabled=True,
         )
         depend_on_policy_only(self.state_machine, self.state_machine.role)
-        self._grant_transform(self.state_machine.role)
+        grant_transform(self, self.state_machine.role, self._config, key)
         key.grant(self.state_machine.role, "kms:Decrypt", "kms:GenerateDataKey")
         self._acknowledge(self.state_machine.role)
 
     # --- states ------------------------------------------------------------------------------
+
+    def _judged(self, endings: BatchEndings, fail_chain: sfn.IChainable) -> sfn.IChainable:
+        """A failed job, judged by decode: partial, re-runnable, or not fixable by a re-run."""
+        readable = sfn.Pass(
+            self,
+            "ReadableCause",
+            # The cause names the Step Functions error (e.g. States.TaskFailed), which a Fail
+            # state may not reuse: error names starting with "States." are reserved.
+            comment="The job's FailureReason instead of its whole description",
+            parameters={
+                "Error": TRANSFORM_FAILED,
+                "Cause": sfn.JsonPath.string_at("$.decode.failure"),
+            },
+            result_path="$.error",
+        )
+        return readable.next(
+            sfn.Choice(self, "Rerun?")
+            .when(sfn.Condition.string_equals("$.decode.outcome", PARTIAL), endings.partial())
+            .when(sfn.Condition.boolean_equals("$.decode.rerun", True), fail_chain)
+            .otherwise(endings.unfixable())
+        )
 
     def _model_parameters(self) -> tuple[str, str]:
         prefix = self._config.prefix
@@ -246,126 +227,6 @@ class BatchWorkflow(Construct):
             result_selector={f"{name}.$": "$.Parameter.Value"},
             result_path=path,
         )
-
-    def _transform_task(self) -> sfn.CustomState:
-        partition = Stack.of(self).partition
-        state = sfn.CustomState(
-            self,
-            "Transform",
-            state_json={
-                "Type": "Task",
-                "Resource": f"arn:{partition}:states:::sagemaker:createTransformJob.sync",
-                "Parameters": transform_parameters(self._config, self._key.key_arn),
-                "ResultSelector": {
-                    "job_name.$": "$.TransformJobName",
-                    "status.$": "$.TransformJobStatus",
-                },
-                "ResultPath": "$.transform",
-                "TimeoutSeconds": int(TRANSFORM_TIMEOUT.to_seconds()),
-            },
-        )
-        # Throttled or refused CreateTransformJob calls; the next attempt has a new job name.
-        state.add_retry(
-            errors=["SageMaker.AmazonSageMakerException"],
-            max_attempts=2,
-            interval=Duration.seconds(30),
-            backoff_rate=2,
-        )
-        return state
-
-    def _status(self, state_id: str, status: str) -> tuple[sfn.Pass, tasks.CallAwsService]:
-        """Pass (the status document) -> S3 PutObject of batches/<batch id>/status.json."""
-        document = {
-            "batch_id": sfn.JsonPath.string_at("$.batch_id"),
-            "status": status,
-            "execution": sfn.JsonPath.execution_id,
-            "finished_at": sfn.JsonPath.state_entered_time,
-            "model": sfn.JsonPath.object_at("$.model"),
-            "error": sfn.JsonPath.object_at("$.error"),
-        }
-        if status == "SUCCEEDED":
-            document["results"] = sfn.JsonPath.object_at("$.decode")
-        summarise = sfn.Pass(
-            self,
-            f"Summarise{state_id}",
-            parameters=document,
-            result_path="$.status_document",
-        )
-        put = tasks.CallAwsService(
-            self,
-            f"Record{state_id}",
-            service="s3",
-            action="putObject",
-            parameters={
-                "Bucket": sfn.JsonPath.string_at("$.bucket"),
-                "Key": sfn.JsonPath.string_at("$.status_key"),
-                "Body": sfn.JsonPath.json_to_string(sfn.JsonPath.object_at("$.status_document")),
-                "ContentType": "application/json",
-            },
-            iam_resources=[self._bucket.arn_for_objects(f"{BATCHES_PREFIX}*/status.json")],
-            iam_action="s3:PutObject",
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        summarise.next(put)
-        return summarise, put
-
-    def _success_chain(self) -> sfn.IChainable:
-        notify = tasks.SnsPublish(
-            self,
-            "NotifySuccess",
-            topic=self._topic,
-            subject=sfn.JsonPath.format(
-                f"{self._config.prefix}: batch {{}} classified",
-                sfn.JsonPath.string_at("$.batch_id"),
-            ),
-            message=sfn.TaskInput.from_text(
-                sfn.JsonPath.format(
-                    "Batch {} is done: {} of {} images classified, {} failed, {} objects skipped "
-                    "(model {}). Results: {} and {}",
-                    sfn.JsonPath.string_at("$.batch_id"),
-                    sfn.JsonPath.string_at("$.decode.classified"),
-                    sfn.JsonPath.string_at("$.decode.images"),
-                    sfn.JsonPath.string_at("$.decode.failed"),
-                    sfn.JsonPath.string_at("$.decode.skipped"),
-                    sfn.JsonPath.string_at("$.decode.model"),
-                    sfn.JsonPath.string_at("$.decode.results_jsonl"),
-                    sfn.JsonPath.string_at("$.decode.results_csv"),
-                )
-            ),
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        summarise, put = self._status("Success", "SUCCEEDED")
-        put.next(notify).next(sfn.Succeed(self, "Classified"))
-        return summarise
-
-    def _failure_chain(self) -> sfn.IChainable:
-        notify = tasks.SnsPublish(
-            self,
-            "NotifyFailure",
-            topic=self._topic,
-            subject=sfn.JsonPath.format(
-                f"{self._config.prefix}: batch {{}} FAILED", sfn.JsonPath.string_at("$.batch_id")
-            ),
-            message=sfn.TaskInput.from_text(
-                sfn.JsonPath.format(
-                    "Batch {} failed ({}): {} The batch is recorded under s3://{}/{}; "
-                    "re-run it with: python -m grocery batch rerun {}",
-                    sfn.JsonPath.string_at("$.batch_id"),
-                    sfn.JsonPath.string_at("$.error.Error"),
-                    sfn.JsonPath.string_at("$.error.Cause"),
-                    sfn.JsonPath.string_at("$.bucket"),
-                    sfn.JsonPath.string_at("$.record_key"),
-                    sfn.JsonPath.string_at("$.batch_id"),
-                )
-            ),
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        failed = sfn.Fail(self, "Failed", error_path="$.error.Error", cause_path="$.error.Cause")
-        summarise, put = self._status("Failure", "FAILED")
-        # A batch whose status cannot be written must still be reported.
-        put.add_catch(notify, result_path="$.status_error")
-        put.next(notify).next(failed)
-        return summarise
 
     # --- functions and permissions ------------------------------------------------------------
 
@@ -424,54 +285,18 @@ class BatchWorkflow(Construct):
         )
         return function.function
 
-    def _grant_transform(self, role: iam.IRole) -> None:
-        """Exactly what createTransformJob.sync needs, scoped to this stack's job names."""
-        stack = Stack.of(self)
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=[
-                    "sagemaker:CreateTransformJob",
-                    "sagemaker:DescribeTransformJob",
-                    "sagemaker:StopTransformJob",
-                    "sagemaker:AddTags",
-                ],
-                resources=[self._job_arn()],
-            )
-        )
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                resources=[
-                    stack.format_arn(service="events", resource="rule", resource_name=SYNC_RULE)
-                ],
-            )
-        )
-        # SageMaker encrypts the job's volume with the data key through a grant.
-        role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["kms:CreateGrant"],
-                resources=[self._key.key_arn],
-                conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
-            )
-        )
-
-    def _job_arn(self) -> str:
-        return Stack.of(self).format_arn(
-            service="sagemaker",
-            resource="transform-job",
-            resource_name=f"{transform_job_prefix(self._config)}-*",
-        )
-
     def _acknowledge(self, role: iam.IRole) -> None:
         acknowledge_wildcards(
             role.node.find_child("DefaultPolicy"),
             {
                 "*": "Step Functions log delivery and X-Ray actions support no resource-level permissions.",
-                self._job_arn(): "Job names are computed per execution and attempt; scoped to this stack's prefix.",
+                job_arn(
+                    self, self._config
+                ): "Job names are computed per execution and attempt; scoped to this stack's prefix.",
                 f"{self.decode_function.function_arn}:*": (
                     "Invoking the decode function's versions and aliases (CDK's LambdaInvoke grant)."
                 ),
-                self._bucket.arn_for_objects(f"{BATCHES_PREFIX}*/status.json"): (
+                self._endings.status_resource: (
                     "Writes only status.json of the batch it runs, under batches/<batch id>/."
                 ),
             },

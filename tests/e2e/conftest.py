@@ -1,4 +1,5 @@
-"""Shared moto world for the training pipeline's e2e and CLI tests.
+"""Shared moto worlds: the training pipeline's (e2e and CLI tests) and the batch pipeline's
+(`world`, built in tests/e2e/batch_world.py).
 
 The training stack's REAL state machine definition runs in moto; only the GPU training
 task is faked: the test-only rewrite (tests/support/sfn_local.py) turns
@@ -220,3 +221,13 @@ def gated_pipeline(aws_credentials):
         sfn_local.sync_failures_like_aws(),
     ):
         yield Pipeline(TEST_GATE)
+
+
+@pytest.fixture
+def world(aws_credentials, monkeypatch):
+    """The batch pipeline's moto world (tests/e2e/batch_world.py)."""
+    from tests.e2e.batch_world import MOTO_CONFIG as BATCH_MOTO_CONFIG
+    from tests.e2e.batch_world import World
+
+    with mock_aws(config=BATCH_MOTO_CONFIG), sfn_local.sync_failures_like_aws():
+        yield World(monkeypatch)

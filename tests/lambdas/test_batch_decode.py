@@ -15,6 +15,7 @@ from batch_decode.decoding import (
     ResultWriter,
     decode_batch,
 )
+from batch_decode.outcome import JobFailure
 from moto import mock_aws
 
 from grocery_common.batch_layout import BatchPaths, parse_s3_uri
@@ -32,7 +33,7 @@ def s3(aws_credentials):
         yield client
 
 
-def _batch(images, skipped=(), error=""):
+def _batch(images, skipped=(), failure=None):
     return BatchToDecode(
         bucket=BUCKET,
         batch_id="b1",
@@ -40,7 +41,7 @@ def _batch(images, skipped=(), error=""):
         images=images,
         skipped=list(skipped),
         predictions_prefix=OUT,
-        transform_error=error,
+        failure=failure,
     )
 
 
@@ -125,10 +126,11 @@ class TestDecodeBatch:
         s3.put_object(Bucket=BUCKET, Key="incoming/still-here.jpg", Body=b"x")
         writer = ResultWriter()
 
-        decode_batch(
+        summary = decode_batch(
             s3,
             _batch(
-                ["incoming/deleted.jpg", "incoming/still-here.jpg"], error="ClientError: bad image"
+                ["incoming/deleted.jpg", "incoming/still-here.jpg"],
+                failure=JobFailure("States.TaskFailed", "ClientError: bad image"),
             ),
             lambda: pytest.fail("no output: the labels must not be read"),
             writer,
@@ -138,6 +140,7 @@ class TestDecodeBatch:
             ("failed", DELETED_BEFORE_JOB),
             ("failed", f"{NO_OUTPUT} (the job failed: ClientError: bad image)"),
         ]
+        assert (summary.without_output, summary.deleted) == (2, 1)
 
     def test_csv_has_a_header_and_readable_cells(self, s3):
         s3.put_object(Bucket=BUCKET, Key="incoming/a, b.jpg", Body=b"x")
@@ -186,6 +189,10 @@ def test_handler_writes_results_for_a_batch_with_nothing_to_classify(s3):
         "skipped": 1,
         "results_jsonl": f"s3://{BUCKET}/{paths.results_jsonl_key}",
         "results_csv": f"s3://{BUCKET}/{paths.results_csv_key}",
+        "outcome": "SUCCEEDED",
+        "rerun": False,
+        "failure": "",
+        "advice": "",
     }
     body = s3.get_object(Bucket=BUCKET, Key=paths.results_jsonl_key)["Body"].read()
     assert json.loads(body)["reason"] == "not an image"

@@ -24,9 +24,16 @@ from batch_trigger.events import MessageError, ObjectEvent, parse_message
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from grocery_common.image_check import HEADER_BYTES
+from tests.support import images
+
 BUCKET = "inference"
-JPEG = b"\xff\xd8\xff\xe0" + bytes(60)
-PNG = b"\x89PNG\r\n\x1a\n" + bytes(60)
+JPEG = images.jpeg()
+PNG = images.png()
+# A JPEG header (SOI, APP0), then nothing the decoder can read: it would fail the transform job.
+BROKEN_JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + bytes(500)
+# 3 APP2 segments of 64 KiB before the frame: a header longer than the first read.
+LONG_HEADER = JPEG[:2] + (b"\xff\xe2\xff\xff" + bytes(65533)) * 3 + JPEG[2:]
 
 
 def eventbridge(key: str, *, size: int = 100, sequencer: str = "0A", detail_type="Object Created"):
@@ -182,6 +189,16 @@ class TestJudging:
             (Probe("k", exists=True, size=50, head=b"GIF89a"), Reason.NOT_IMAGE_CONTENT),
             (Probe("k", exists=True, size=50, head=JPEG[:16]), ""),
             (Probe("k", exists=True, size=50, head=PNG[:16]), ""),
+            (Probe("k", exists=True, size=len(JPEG), head=JPEG), ""),
+            (
+                Probe("k", exists=True, size=len(BROKEN_JPEG), head=BROKEN_JPEG),
+                "a broken JPEG that the algorithm cannot decode: "
+                "the file ends inside its header (a truncated upload?)",
+            ),
+            (
+                Probe("k", exists=True, size=33, head=PNG[:29] + bytes(4)),
+                "a broken PNG that the algorithm cannot decode: its IHDR chunk fails its CRC check",
+            ),
         ],
     )
     def test_judge_what_is_stored(self, probe, reason):
@@ -242,6 +259,40 @@ class TestBuildBatch:
         assert batch.manifest() == [{"prefix": f"s3://{BUCKET}/"}, "incoming/a.jpg"]
         assert batch.execution_input()["image_count"] == 1
         assert batch.execution_input()["skipped_count"] == 3
+
+    def test_a_jpeg_whose_header_breaks_off_is_skipped_before_the_job(self, s3):
+        s3.put_object(Bucket=BUCKET, Key="incoming/broken.jpg", Body=BROKEN_JPEG)
+        s3.put_object(Bucket=BUCKET, Key="incoming/fine.jpg", Body=images.corrupt_body(JPEG))
+        events = [event("incoming/broken.jpg", len(BROKEN_JPEG)), event("incoming/fine.jpg", 900)]
+
+        batch = build_batch(events, bucket=BUCKET, probe=s3_probe(s3))
+
+        # Damage after the header only makes libjpeg warn: that photo is classified.
+        assert [i.key for i in batch.images] == ["incoming/fine.jpg"]
+        ((key, reason),) = [(s.key, s.reason) for s in batch.skipped]
+        assert key == "incoming/broken.jpg"
+        assert reason.startswith("a broken JPEG that the algorithm cannot decode: the file ends")
+
+    @pytest.mark.parametrize("classified", [True, False], ids=["whole", "cut-inside-the-header"])
+    def test_a_header_longer_than_the_first_read_is_read_whole(self, s3, classified):
+        body = LONG_HEADER if classified else LONG_HEADER[: 3 * 65537 - 1000]
+        s3.put_object(Bucket=BUCKET, Key="incoming/long.jpg", Body=body)
+        reads = []
+        real_get = s3.get_object
+
+        def get_object(**kwargs):
+            reads.append(kwargs.get("Range", "whole"))
+            return real_get(**kwargs)
+
+        s3.get_object = get_object
+        assert len(body) > HEADER_BYTES
+
+        batch = build_batch(
+            [event("incoming/long.jpg", len(body))], bucket=BUCKET, probe=s3_probe(s3)
+        )
+
+        assert reads == [f"bytes=0-{HEADER_BYTES - 1}", "whole"]
+        assert bool(batch.images) is classified
 
     def test_a_form_encoded_eventbridge_key_falls_back_to_the_stored_key(self, s3):
         s3.put_object(Bucket=BUCKET, Key="incoming/my photo.jpg", Body=JPEG)
