@@ -247,15 +247,14 @@ def s3_probe(s3_client) -> ProbeFn:
             size = int(total) if total.isdigit() else int(response.get("ContentLength", 0))
             version_id = response.get("VersionId") or ""
             if size <= MAX_IMAGE_BYTES and check_image(head, size).need_more:
-                head = _read_whole(s3_client, event.bucket, key, version_id)
+                head = _read_whole(s3_client, event.bucket, key)
             return Probe(key=key, exists=True, size=size, version_id=version_id, head=head)
         return Probe(key=event.key, exists=False)
 
     return probe
 
 
-def _read_whole(s3_client, bucket: str, key: str, version_id: str) -> bytes:
-    """The same version the header came from."""
-    extra = {"VersionId": version_id} if version_id else {}
-    with s3_client.get_object(Bucket=bucket, Key=key, **extra)["Body"] as body:
+def _read_whole(s3_client, bucket: str, key: str) -> bytes:
+    """The current version, as the transform job reads it (the manifest names keys only)."""
+    with s3_client.get_object(Bucket=bucket, Key=key)["Body"] as body:
         return body.read()
