@@ -4,8 +4,9 @@
       no images ----------------------------------------------> Decode
       no approved model -> NoApprovedModel ----------------------------------> failure
       otherwise -> Transform (.sync) -> Decode -> Outcome? -> success
-                   | job failed: Decode keeps what was classified  | the job failed -> ReadableCause
-                                                                      -> Rerun? -> partial | failure | unfixable
+                   | job failed: Decode still runs      | job failed: ReadableCause -> Rerun?
+                   (keeps what was classified)             -> partial | failure | unfixable
+      Read*/Decode errors ---------------------------------------------------> failure
     (the endings, stacks/batch/endings.py: status.json, one notification, Succeed or Fail)
 
 The model is read from SSM at run time, so a re-run after training uses the newly
@@ -81,7 +82,6 @@ class BatchWorkflow(Construct):
         self._config = config
         self._key = key
         self._bucket = bucket
-        self._topic = topic
         self.decode_function = self._decode_function(label_buckets)
 
         endings = BatchEndings(self, prefix=config.prefix, bucket=bucket, topic=topic)
