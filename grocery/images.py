@@ -36,8 +36,14 @@ def prepare_image(path: Path, max_bytes: int) -> PreparedImage:
     try:
         with Image.open(io.BytesIO(data)) as opened:
             image = ImageOps.exif_transpose(opened).convert("RGB")
-    except (UnidentifiedImageError, OSError) as error:
-        raise CommandError(f"{path}: not an image (Pillow cannot read it: {error})") from None
+    except UnidentifiedImageError:
+        # Pillow's own message names its BytesIO buffer, which means nothing to the user.
+        raise CommandError(
+            f"{path}: not an image this command can read: send a JPEG or PNG "
+            "(HEIC/HEIF photos: export or convert them to JPEG first)"
+        ) from None
+    except OSError as error:  # a truncated or damaged file of a known format
+        raise CommandError(f"{path}: the image is damaged ({error})") from None
     original = image.size
     scale = 1.0
     for _ in range(12):

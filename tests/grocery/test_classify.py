@@ -102,7 +102,15 @@ class TestPrepareImage:
     def test_not_an_image(self, tmp_path):
         path = tmp_path / "notes.txt"
         path.write_text("a shopping list")
-        with pytest.raises(CommandError, match=r"notes\.txt: not an image"):
+        with pytest.raises(CommandError, match=r"notes\.txt: not an image") as raised:
+            prepare_image(path, API_MAX_IMAGE_BYTES)
+        assert "send a JPEG or PNG" in str(raised.value)
+        assert "BytesIO" not in str(raised.value)
+
+    def test_heic_is_named_with_what_to_do(self, tmp_path):
+        path = tmp_path / "photo.heic"
+        path.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic")
+        with pytest.raises(CommandError, match=r"photo\.heic: .*convert them to JPEG"):
             prepare_image(path, API_MAX_IMAGE_BYTES)
 
     def test_missing_file(self, tmp_path):
