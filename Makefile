@@ -57,8 +57,9 @@ cfn-lint: synth
 checkov: synth $(CHECKOV_VENV)/bin/.installed
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --directory cdk.out
 
+# Two workers (pytest-xdist): this machine has 2 cores; each worker builds the app once.
 pytest: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 # pytest runs last so that its summary is the closing line of `make test`.
 test: lint synth cfn-lint checkov
