@@ -6,8 +6,6 @@ its job after the execution and the attempt, so re-runs and retries never collid
 
 from __future__ import annotations
 
-import re
-
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -15,19 +13,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.config import Config
+from stacks.instance_storage import has_instance_storage
 
 # The algorithm's batch settings: one image per request, at most 6 MB.
 MAX_PAYLOAD_MB = 6
 TRANSFORM_TIMEOUT = Duration.hours(6)
-# Instance families with local NVMe storage reject VolumeKmsKeyId (their volume is
-# encrypted by the hardware): e.g. ml.m5d, ml.c5d, ml.g4dn, ml.g5, ml.p3dn.
-_LOCAL_STORAGE_FAMILY = re.compile(r"^(\w+\d+\w*d\w*|g5|g6|p4d|p5)$")
 SYNC_RULE = "StepFunctionsGetEventsForSageMakerTransformJobsRule"
-
-
-def has_local_storage(instance_type: str) -> bool:
-    family = instance_type.split(".")[1]
-    return bool(_LOCAL_STORAGE_FAMILY.match(family))
 
 
 def transform_job_prefix(config: Config) -> str:
@@ -37,7 +28,7 @@ def transform_job_prefix(config: Config) -> str:
 def transform_parameters(config: Config, key_arn: str) -> dict:
     """CreateTransformJob's Parameters (JsonPath values end in `.$`)."""
     resources: dict = {"InstanceType": config.transform_instance_type, "InstanceCount": 1}
-    if not has_local_storage(config.transform_instance_type):
+    if not has_instance_storage(config.transform_instance_type):
         resources["VolumeKmsKeyId"] = key_arn
     return {
         # <= 63 characters: prefix (<= 22) + execution name (<= 37, see grocery/batch.py) + attempt.

@@ -38,7 +38,6 @@ from stacks.batch.access import (
 from stacks.batch.endings import BatchEndings
 from stacks.batch.transform import (
     grant_transform,
-    has_local_storage,
     job_arn,
     transform_task,
 )
@@ -63,7 +62,7 @@ NO_MODEL_CAUSE = (
 PARTIAL = "PARTIAL"
 TRANSFORM_FAILED = "TransformJobFailed"
 
-__all__ = ["BatchWorkflow", "has_local_storage"]
+__all__ = ["BatchWorkflow"]
 
 
 class BatchWorkflow(Construct):

@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match, Template
 from grocery_common import batch_layout
 from stacks import names
 from stacks.batch import BATCHES_PREFIX
-from stacks.batch.workflow import has_local_storage
+from stacks.instance_storage import has_instance_storage
 from tests.infrastructure.conftest import build_app
 from tests.support.state_machines import (
     asl_validation_errors,
@@ -211,10 +211,12 @@ class TestStateMachine:
             ("ml.g4dn.xlarge", True),
             ("ml.g5.xlarge", True),
             ("ml.p3dn.24xlarge", True),
+            ("ml.p4d.24xlarge", True),
+            ("ml.g6.xlarge", True),
         ],
     )
     def test_local_storage_families(self, instance, local):
-        assert has_local_storage(instance) is local
+        assert has_instance_storage(instance) is local
 
     def test_approved_model_is_read_from_ssm_at_run_time(self, template):
         definition = _definition(template)
@@ -255,6 +257,7 @@ class TestStateMachine:
             "sagemaker:AddTags",
             "sagemaker:CreateTransformJob",
             "sagemaker:DescribeTransformJob",
+            "sagemaker:ListTags",
             "sagemaker:StopTransformJob",
         ]
         assert transform["Resource"]["Fn::Join"][1][-1] == ":transform-job/grocery-b-*"
