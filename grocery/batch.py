@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from grocery.aws import session as aws_session
 from grocery.errors import CommandError
 from grocery.stack_outputs import stack_output
 from grocery_common.batch_layout import BATCH_ID_PATTERN, BatchPaths, is_missing, s3_uri
@@ -56,7 +57,7 @@ class BatchStore:
     """The deployed batch: the inference bucket and the state machine, from the stacks' outputs."""
 
     def __init__(self, prefix: str, *, session: boto3.Session | None = None) -> None:
-        session = session or boto3.Session()
+        session = session or aws_session()  # AWS_REGION honoured; unknown profile: one line
         self.bucket = stack_output(
             stack_name(prefix, "Storage"), "InferenceBucketName", session=session
         )

@@ -55,3 +55,26 @@ def test_the_module_entry_point_says_so_too():
     assert done.stdout == ""
     assert done.stderr.startswith("error: 'nonsense' is not a batch id")
     assert done.stderr.count("\n") == 1
+
+
+def test_aws_region_is_honoured(no_aws, monkeypatch):
+    # This boto3 reads only AWS_DEFAULT_REGION; the CLI passes AWS_REGION itself.
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    seen: list[str] = []
+
+    def region_of_the_session(_stack, _output, *, session):
+        seen.append(session.region_name)
+        return "value"
+
+    monkeypatch.setattr(batch_cli, "stack_output", region_of_the_session)
+    store = batch_cli.BatchStore("grocery")
+    assert seen == ["eu-west-2", "eu-west-2"]
+    assert store.s3.meta.region_name == "eu-west-2"
+
+
+def test_an_unknown_profile_is_one_line(no_aws, monkeypatch, capsys):
+    monkeypatch.setenv("AWS_PROFILE", "nosuch")
+    assert cli_main(["batch", "status", "20261125-132557-3a16300e9d82"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: AWS profile 'nosuch' not found")
+    assert error.count("\n") == 1
