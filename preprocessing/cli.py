@@ -8,6 +8,7 @@ ran and failed (an OS error while writing, e.g. disk full); 2 something must be 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -172,7 +173,10 @@ def _run_upload(args: argparse.Namespace) -> int:
     if not out.is_dir():
         raise UserError(f"{out} is not a folder; pass the OUT folder written by 'prepare'")
     try:
-        session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+        # AWS_REGION first, as the AWS CLI v2 and the CDK read it; this boto3 reads only
+        # AWS_DEFAULT_REGION (https://docs.aws.amazon.com/sdkref/latest/guide/feature-region.html).
+        region = args.region or os.environ.get("AWS_REGION") or None
+        session = boto3.session.Session(profile_name=args.profile, region_name=region)
         bucket = args.bucket or bucket_from_stack(session, args.stack)
         s3 = session.client("s3")
     except BotoCoreError as exc:  # unknown profile, no region, no credentials

@@ -146,3 +146,28 @@ def test_exit_codes_of_runtime_failures(grocery, tmp_path, capsys, monkeypatch, 
     monkeypatch.setattr("preprocessing.cli.prepare", fail)
     assert main(["prepare", str(grocery), str(tmp_path / "out")]) == code
     assert _one_line_error(capsys).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("flag", "env", "expected"),
+    [([], "eu-west-2", "eu-west-2"), (["--region", "us-west-2"], "eu-west-2", "us-west-2")],
+)
+def test_upload_region_from_aws_region(tmp_path, monkeypatch, flag, env, expected):
+    import boto3
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", env)
+    seen: list[str | None] = []
+
+    class Stop(Exception):
+        pass
+
+    def session(**kwargs):
+        seen.append(kwargs.get("region_name"))
+        raise Stop
+
+    monkeypatch.setattr(boto3.session, "Session", session)
+    (tmp_path / "out").mkdir()
+    with pytest.raises(Stop):
+        main(["upload", str(tmp_path / "out"), "--bucket", "b", *flag])
+    assert seen == [expected]
