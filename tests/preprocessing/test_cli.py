@@ -159,15 +159,15 @@ def test_upload_region_from_aws_region(tmp_path, monkeypatch, flag, env, expecte
     monkeypatch.setenv("AWS_REGION", env)
     seen: list[str | None] = []
 
-    class Stop(Exception):
+    class StopError(Exception):
         pass
 
     def session(**kwargs):
         seen.append(kwargs.get("region_name"))
-        raise Stop
+        raise StopError
 
     monkeypatch.setattr(boto3.session, "Session", session)
     (tmp_path / "out").mkdir()
-    with pytest.raises(Stop):
+    with pytest.raises(StopError):
         main(["upload", str(tmp_path / "out"), "--bucket", "b", *flag])
     assert seen == [expected]
