@@ -80,8 +80,8 @@ destroy: install
 	PATH="$(abspath $(BIN)):$$PATH" $(CDK) destroy --all $(CDK_FLAGS)
 
 # Figures next to a baseline measured in the same run (bench_prepare needs the dataset:
-# DATASET=path/to/GroceryStoreDataset, default ../shared/datasets/GroceryStoreDataset).
-DATASET ?= ../shared/datasets/GroceryStoreDataset
+# DATASET=path/to/GroceryStoreDataset, default ~/data/GroceryStoreDataset).
+DATASET ?= $(HOME)/data/GroceryStoreDataset
 bench: install
 	$(BIN)/python benchmarks/bench_decode.py
 	$(BIN)/python benchmarks/bench_classify_handler.py

@@ -241,8 +241,9 @@ class ClassifyApi(Construct):
         acknowledge_nag(
             stage,
             "AwsSolutions-APIG6",
-            "Execution logging needs the account-wide API Gateway CloudWatch role (a per-region "
-            "singleton this app must not take over); access logs record every request.",
+            "Execution logs would go to a log group API Gateway creates itself "
+            "(API-Gateway-Execution-Logs_<api id>/v1: not under this app's key, no retention); "
+            "the access logs (KMS, 3 months) record every request with its caller.",
         )
         acknowledge_nag(
             self.method,
