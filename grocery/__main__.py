@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "evaluate",
     "batch",
     "classify",
+    "models",
     "preflight",
     "promote",
     "train",

@@ -51,6 +51,8 @@ DEFAULT_HYPERPARAMETERS: dict[str, str] = {
 MANIFEST_HYPERPARAMETERS = ("num_classes", "num_training_samples")
 
 API_GATEWAY_LOGGING_ROLE_MODES = ("create", "existing")
+# model_approval -> the ModelApprovalStatus a new model package version is registered with.
+MODEL_APPROVAL_STATUSES = {"manual": "PendingManualApproval", "auto": "Approved"}
 
 _PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{1,19}$")
 _INSTANCE_PATTERN = re.compile(r"^ml\.([a-z0-9]+)\.([0-9]*x?large|medium|small)$")
@@ -91,6 +93,13 @@ class Config:
     # "create": the storage stack sets the account's API Gateway logging role (fresh
     # account); "existing": the account already has one (python -m grocery preflight).
     api_gateway_logging_role: str = "create"
+    # "manual": a new model version waits for approval (PendingManualApproval); "auto": it
+    # is registered Approved.
+    model_approval: str = "manual"
+
+    @property
+    def model_approval_status(self) -> str:
+        return MODEL_APPROVAL_STATUSES[self.model_approval]
 
     def __post_init__(self) -> None:
         for check in _CHECKS:
@@ -253,6 +262,16 @@ def _check_api_gateway_role(c: Config) -> None:
         )
 
 
+def _check_model_approval(c: Config) -> None:
+    if c.model_approval not in MODEL_APPROVAL_STATUSES:
+        raise _fail(
+            "model_approval",
+            c.model_approval,
+            "use 'manual' (a new model version waits for `python -m grocery models approve`) "
+            "or 'auto' (it is registered Approved)",
+        )
+
+
 def _check_email(c: Config) -> None:
     if c.alarm_email and not _EMAIL_PATTERN.match(c.alarm_email):
         raise _fail("alarm_email", c.alarm_email, "use one e-mail address, or leave it empty")
@@ -267,6 +286,7 @@ _CHECKS: tuple[Callable[[Config], None], ...] = (
     _check_hyperparameters,
     _check_email,
     _check_api_gateway_role,
+    _check_model_approval,
 )
 
 

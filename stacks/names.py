@@ -23,3 +23,24 @@ def approved_model_parameter(prefix: str, field: str) -> str:
 
 
 NO_APPROVED_MODEL = "none"
+
+
+def model_package_group(prefix: str) -> str:
+    """The SageMaker Model Package Group (model registry) of a deployment: every model that
+    passes the training gates becomes a version of it."""
+    return f"{prefix}-classifier"
+
+
+# Model package approval statuses (SageMaker API values).
+PENDING_MANUAL_APPROVAL = "PendingManualApproval"
+APPROVED = "Approved"
+REJECTED = "Rejected"
+
+# CustomerMetadataProperties keys of each model package version (the CLI reads them).
+METADATA_TRAINING_JOB = "training_job"
+METADATA_MODEL_NAME = "model_name"
+METADATA_DATASET_MANIFEST = "dataset_manifest"
+METADATA_LABELS_URI = "labels_uri"
+METADATA_VALIDATION_ACCURACY = "validation_accuracy"
+METADATA_TEST_ACCURACY = "test_accuracy"
+METADATA_TEST_REPORT = "test_report"

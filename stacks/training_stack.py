@@ -13,11 +13,13 @@ from stacks.constructs.log_group import encrypted_log_group
 from stacks.constructs.nag_findings import iam5_findings, iam5_resource
 from stacks.constructs.python_function import PythonFunction
 from stacks.image_uri import algorithm_image_uri
+from stacks.names import model_package_group
 from stacks.serving.names import endpoint_name
 from stacks.storage_stack import StorageStack
 from stacks.training.approved_model_pointer import ApprovedModelPointer
 from stacks.training.definition import Resources, TrainingDefinition
 from stacks.training.names import LABELS_FILE, MANIFEST_FILE, TRAINING_JOBS_PREFIX, job_name_prefix
+from stacks.training.register import METRICS_FILE, declare_group, grant_registration
 from stacks.training.roles import (
     grant_state_machine,
     grant_test_gate,
@@ -45,6 +47,8 @@ class TrainingStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         image_uri = algorithm_image_uri(self)
+        # The model registry: one version per model that passes the gates (register.py).
+        self.model_package_group = declare_group(self, config.prefix)
 
         # Created once with "none", never overwritten by CloudFormation (see the module).
         self.approved_model = ApprovedModelPointer(
@@ -126,6 +130,7 @@ class TrainingStack(Stack):
             training_data=storage.training_data,
             key=storage.key,
         )
+        grant_registration(self.state_machine.role, self, config.prefix)
         self._acknowledge(config, storage)
         if evaluate is not None:
             grant_test_gate(
@@ -161,6 +166,11 @@ class TrainingStack(Stack):
         # No output re-exports a storage value (cfn-lint W6001): the artifacts bucket is
         # Grocery-Storage's ArtifactsBucketName; each execution's output names its artifact.
         CfnOutput(self, "ModelRoleArn", value=self.model_role.role_arn)
+        CfnOutput(
+            self,
+            "ModelPackageGroupName",
+            value=self.model_package_group.model_package_group_name,
+        )
         CfnOutput(self, "ModelNameParameter", value=self.approved_model.names["model-name"])
         CfnOutput(self, "LabelsUriParameter", value=self.approved_model.names["labels-uri"])
 
@@ -215,6 +225,17 @@ class TrainingStack(Stack):
                 f"{{}}/{TRAINING_JOBS_PREFIX}*/{LABELS_FILE}",
                 artifacts,
                 "labels.json is copied beside each new model artifact; nothing else is writable",
+            ),
+            (
+                f"{sagemaker}:model-package/{model_package_group(config.prefix)}/*",
+                None,
+                "CreateModelPackage of a new version: versions are numbered by SageMaker; "
+                "scoped to this deployment's model package group",
+            ),
+            (
+                f"{{}}/{TRAINING_JOBS_PREFIX}*/{METRICS_FILE}",
+                artifacts,
+                "metrics.json is written beside each new model artifact; nothing else is writable",
             ),
             (
                 "*",

@@ -9,7 +9,8 @@ Execution input (see docs/training.md):
 Path: apply defaults -> check input -> read manifest.json and labels.json -> check them ->
 merge hyperparameters (config <- input <- manifest) -> clamp mini_batch_size -> train
 (.sync) -> gate on validation:accuracy -> copy labels.json beside the artifact -> create the
-SageMaker Model -> point the approved-model SSM parameters at it -> notify. Every failure
+SageMaker Model -> register it as a model package version (register.py) -> point the
+approved-model SSM parameters at it -> notify. Every failure
 is caught, notified (with its cause) and ends in one Fail state.
 
 Only SDK integrations, no Lambda: every step is visible in the console and runs as-is in moto
@@ -43,6 +44,7 @@ from stacks.training.names import (
     TRAINING_JOBS_PREFIX,
     job_name_prefix,
 )
+from stacks.training.register import Registration, success_message, success_subject
 
 FAILURE = "$.failure"
 VOLUME_SIZE_GB = 50
@@ -655,8 +657,8 @@ class TrainingDefinition(Construct):
             self,
             "Notify success",
             topic=res.topic,
-            subject=f"{self.config.prefix}: new model approved",
-            message=sfn.TaskInput.from_json_path_at(self._success_message()),
+            subject=success_subject(self.config),
+            message=sfn.TaskInput.from_json_path_at(success_message(self.config)),
             result_path=sfn.JsonPath.DISCARD,
         )
         _retry_throttling(copy_labels, "s3")
@@ -673,7 +675,18 @@ class TrainingDefinition(Construct):
         # The model is approved once the pointer moved; a failed e-mail does not undo that.
         done = sfn.Succeed(self, "Model approved")
         notify.add_catch(done, errors=["States.ALL"], result_path="$.notify_error")
-        pointers = point_labels.next(point_model).next(notify).next(done)
+        # Every model that passed the gate(s) becomes a version in the registry (register.py).
+        version = Registration(
+            self,
+            "Registry",
+            config=self.config,
+            artifacts=res.artifacts,
+            training_data=res.training_data,
+            image_uri=res.image_uri,
+            catch=self.notify_failure,
+            failure_path=FAILURE,
+        ).chain
+        pointers = version.next(point_labels).next(point_model).next(notify).next(done)
         registered = describe.next(copy_labels).next(create_model)
         if self.config.test_accuracy_threshold > 0:
             return registered.next(self._test_gate(pointers))
@@ -806,25 +819,6 @@ class TrainingDefinition(Construct):
             .otherwise(too_low)
         )
         return transform.next(score).next(gate)
-
-    def _success_message(self) -> str:
-        text = (
-            "Model {} is now the approved model: validation:accuracy {} (threshold {}). "
-            "Training job {}, artifact {}, labels {}, dataset {}."
-        )
-        fields = [
-            "$.model.name",
-            "$.validation_accuracy",
-            "$.accuracy_threshold",
-            "$.training_job",
-            "$.artifact",
-            "$.labels_uri",
-            "$.dataset",
-        ]
-        if self.config.test_accuracy_threshold > 0:
-            text += f" Test accuracy {{}} (threshold {self.config.test_accuracy_threshold}), report {{}}."
-            fields += ["$.test.accuracy", "$.test.report_uri"]
-        return sfn.JsonPath.format(text, *(sfn.JsonPath.string_at(f) for f in fields))
 
     def model_parameters(self) -> dict:
         res = self.res

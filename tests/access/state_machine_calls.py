@@ -159,6 +159,13 @@ def _create_model(p: Params, emit: Emit) -> None:
     emit("iam:PassRole", p["ExecutionRoleArn"], {"iam:PassedToService": SAGEMAKER})
 
 
+def _create_model_package(p: Params, emit: Emit) -> None:
+    # A versioned package: arn:...:model-package/<group>/<version> (version 1 as a sample).
+    # No Tags in the call, so no sagemaker:AddTags.
+    arn = _sagemaker_arn("model-package", f"{p['ModelPackageGroupName']}/1")
+    emit("sagemaker:CreateModelPackage", arn, {})
+
+
 def _object(bucket: str, key: str) -> str:
     return f"arn:{PARTITION}:s3:::{bucket}/{key}"
 
@@ -200,6 +207,7 @@ TASKS: dict[str, Callable[[Params, Emit], None]] = {
         "transform-job", "TransformJob", "TransformJobName"
     ),
     "sagemaker:createModel": _create_model,
+    "aws-sdk:sagemaker:createModelPackage": _create_model_package,
     "aws-sdk:s3:getObject": _s3_get,
     "aws-sdk:s3:putObject": _s3_put,
     "aws-sdk:s3:copyObject": _s3_copy,

@@ -36,10 +36,12 @@ KEY_ARN = (
     f"arn:aws:kms:{sfn_local.REGION}:{sfn_local.ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 )
 PREFIX = "grocery"
+PACKAGE_GROUP = "grocery-classifier"
 
 
 MOTO_CONFIG = {**sfn_local.MOTO_CONFIG, "lambda": {"use_docker": False}}
 TEST_GATE = json.dumps({"test_accuracy_threshold": "0.75"})
+AUTO_APPROVAL = json.dumps({"model_approval": "auto"})
 
 
 @functools.cache
@@ -125,6 +127,8 @@ class Pipeline:
         _, training_json, logical = _synthesized(context)
         # The approved-model pointer ("none"), created as the stack's custom resources do.
         custom_resources.run_sdk_calls(training_json, "Create")
+        # The model registry's group, as the stack declares it.
+        custom_resources.create_model_package_groups(training_json)
         self.training_template = training_json
         function_arn = None
         if "evaluate_function" in logical:
@@ -221,6 +225,17 @@ def gated_pipeline(aws_credentials):
         sfn_local.sync_failures_like_aws(),
     ):
         yield Pipeline(TEST_GATE)
+
+
+@pytest.fixture
+def auto_pipeline(aws_credentials):
+    """The pipeline synthesized with model_approval=auto (versions registered Approved)."""
+    with (
+        mock_aws(config=MOTO_CONFIG),
+        sfn_local.aws_sdk_like_aws(),
+        sfn_local.sync_failures_like_aws(),
+    ):
+        yield Pipeline(AUTO_APPROVAL)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from tests.e2e.conftest import (
     LABELS,
     MANIFEST,
     MODEL_ROLE,
+    PACKAGE_GROUP,
 )
 from tests.support import custom_resources, sfn_local
 
@@ -70,11 +71,91 @@ def test_success_registers_model_moves_pointer_and_notifies(pipeline):
     assert json.loads(copied["Body"].read()) == LABELS
 
     (notification,) = pipeline.notifications()
-    assert "new model approved" in notification["Subject"]
+    assert "new model version awaits approval" in notification["Subject"]
     assert "validation:accuracy 0.91" in notification["Message"]
+    assert (
+        "version 1 of model package group grocery-classifier (PendingManualApproval)"
+        in (notification["Message"])
+    )
+    assert "python -m grocery models approve 1" in notification["Message"]
     assert f"training-jobs/{job}/output/model.tar.gz" in notification["Message"]
     assert result["output_json"]["model"]["name"] == model_name
     assert result["output_json"]["validation_accuracy"] == 0.91
+    assert result["output_json"]["model_package"]["version"] == "1"
+
+
+def test_success_registers_a_model_package_version_pending_approval(pipeline):
+    pipeline.upload_dataset()
+    execution = pipeline.start()
+    job = pipeline.finish_training(execution, accuracy=0.91)["TrainingJobName"]
+    assert pipeline.wait(execution)["status"] == "SUCCEEDED"
+
+    (summary,) = pipeline.sagemaker.list_model_packages(ModelPackageGroupName=PACKAGE_GROUP)[
+        "ModelPackageSummaryList"
+    ]
+    package = pipeline.sagemaker.describe_model_package(ModelPackageName=summary["ModelPackageArn"])
+    assert package["ModelPackageVersion"] == 1
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    spec = package["InferenceSpecification"]
+    (container,) = spec["Containers"]
+    assert container["ModelDataUrl"] == (
+        f"s3://{ARTIFACTS_BUCKET}/training-jobs/{job}/output/model.tar.gz"
+    )
+    assert container["Image"].endswith("/image-classification:1")
+    assert spec["SupportedContentTypes"] == ["image/jpeg", "image/png", "application/x-image"]
+    assert spec["SupportedResponseMIMETypes"] == ["application/json"]
+    assert spec["SupportedRealtimeInferenceInstanceTypes"] == ["ml.m4.xlarge"]
+    assert spec["SupportedTransformInstanceTypes"] == ["ml.m4.xlarge"]
+    assert package["CustomerMetadataProperties"] == {
+        "training_job": job,
+        "model_name": f"{job}-0",
+        "dataset_manifest": f"s3://{DATA_BUCKET}/{DATASET}manifest.json",
+        "labels_uri": f"s3://{ARTIFACTS_BUCKET}/training-jobs/{job}/labels.json",
+        "validation_accuracy": "0.91",
+    }
+    statistics = package["ModelMetrics"]["ModelQuality"]["Statistics"]
+    metrics_key = f"training-jobs/{job}/metrics.json"
+    assert statistics == {
+        "ContentType": "application/json",
+        "S3Uri": f"s3://{ARTIFACTS_BUCKET}/{metrics_key}",
+    }
+    metrics = json.loads(
+        pipeline.s3.get_object(Bucket=ARTIFACTS_BUCKET, Key=metrics_key)["Body"].read()
+    )
+    assert metrics == {
+        "training_job": job,
+        "dataset": DATASET,
+        "validation": {"accuracy": 0.91, "threshold": 0.8},
+    }
+
+
+def test_each_passing_model_is_the_next_version(pipeline):
+    pipeline.upload_dataset()
+    for _ in range(2):
+        execution = pipeline.start()
+        pipeline.finish_training(execution, accuracy=0.9)
+        assert pipeline.wait(execution)["status"] == "SUCCEEDED"
+    versions = [
+        p["ModelPackageVersion"]
+        for p in pipeline.sagemaker.list_model_packages(ModelPackageGroupName=PACKAGE_GROUP)[
+            "ModelPackageSummaryList"
+        ]
+    ]
+    assert sorted(versions) == [1, 2]
+
+
+def test_auto_approval_registers_the_version_approved(auto_pipeline):
+    auto_pipeline.upload_dataset()
+    execution = auto_pipeline.start()
+    auto_pipeline.finish_training(execution, accuracy=0.9)
+    assert auto_pipeline.wait(execution)["status"] == "SUCCEEDED"
+    (summary,) = auto_pipeline.sagemaker.list_model_packages(ModelPackageGroupName=PACKAGE_GROUP)[
+        "ModelPackageSummaryList"
+    ]
+    assert summary["ModelApprovalStatus"] == "Approved"
+    (notification,) = auto_pipeline.notifications()
+    assert "new model version approved" in notification["Subject"]
+    assert "(Approved)" in notification["Message"]
 
 
 def test_accuracy_below_threshold_registers_nothing(pipeline):
@@ -92,6 +173,8 @@ def test_accuracy_below_threshold_registers_nothing(pipeline):
     assert pipeline.parameter("model-name") == NO_APPROVED_MODEL
     assert pipeline.parameter("labels-uri") == NO_APPROVED_MODEL
     assert pipeline.sagemaker.list_models()["Models"] == []
+    packages = pipeline.sagemaker.list_model_packages(ModelPackageGroupName=PACKAGE_GROUP)
+    assert packages["ModelPackageSummaryList"] == []
     (notification,) = pipeline.notifications()
     assert "failed" in notification["Subject"]
     assert "validation:accuracy 0.42" in notification["Message"]
@@ -249,3 +332,26 @@ def test_recreating_the_pointer_never_resets_an_approved_model(pipeline):
     assert updated == []
     assert pipeline.parameter("model-name") == "grocery-train-1-0"
     assert pipeline.parameter("labels-uri") == "s3://a/l.json"
+
+
+def test_with_the_test_gate_the_version_carries_the_test_report(gated_pipeline):
+    from tests.e2e.test_training_evaluation import GOOD, _run_gated
+
+    described, job, *_ = _run_gated(gated_pipeline, GOOD)
+
+    assert described["status"] == "SUCCEEDED", described
+    (summary,) = gated_pipeline.sagemaker.list_model_packages(ModelPackageGroupName=PACKAGE_GROUP)[
+        "ModelPackageSummaryList"
+    ]
+    package = gated_pipeline.sagemaker.describe_model_package(
+        ModelPackageName=summary["ModelPackageArn"]
+    )
+    report = f"s3://{ARTIFACTS_BUCKET}/training-jobs/{job}/evaluation.json"
+    metadata = package["CustomerMetadataProperties"]
+    assert (metadata["test_accuracy"], metadata["test_report"]) == ("0.75", report)
+    metrics = json.loads(
+        gated_pipeline.s3.get_object(
+            Bucket=ARTIFACTS_BUCKET, Key=f"training-jobs/{job}/metrics.json"
+        )["Body"].read()
+    )
+    assert metrics["test"] == {"accuracy": 0.75, "images": 4, "threshold": 0.75, "report": report}

@@ -73,7 +73,7 @@ def test_both_images_are_the_regions_algorithm_container(template):
     (machine,) = template.find_resources("AWS::StepFunctions::StateMachine").values()
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     image = {"Fn::FindInMap": ["ImageClassificationAlgorithmImage", {"Ref": "AWS::Region"}, "uri"]}
-    assert parts.count(image) == 2  # CreateTrainingJob and CreateModel
+    assert parts.count(image) == 3  # CreateTrainingJob, CreateModel, CreateModelPackage
     mapping = template.to_json()["Mappings"]["ImageClassificationAlgorithmImage"]
     assert mapping["us-east-1"]["uri"] == (
         "811284229777.dkr.ecr.us-east-1.amazonaws.com/image-classification:1"
@@ -496,10 +496,10 @@ def test_test_gate_definition_is_valid_and_calls_the_api_correctly(gated, tmp_pa
     assert params["TransformResources"]["InstanceType"] == "ml.m4.xlarge"
     assert params["TransformResources"]["VolumeKmsKeyId"] == params["TransformOutput"]["KmsKeyId"]
     states = dict(iter_states(definition))
-    # The gate sits between CreateModel and the pointers: a failing model is never approved.
+    # The gate sits between CreateModel and the registry: a failing model is never registered.
     assert states["Create model"]["Next"] == "Evaluate on test channel"
     gate = states["Check test accuracy"]
-    assert gate["Choices"][0]["Next"] == "Point labels-uri at new labels"
+    assert gate["Choices"][0]["Next"] == "Collect model metrics"
     assert gate["Default"] == "Test accuracy below threshold"
     assert states["Score test predictions"]["Parameters"]["Payload"]["threshold"] == 0.75
 

@@ -44,3 +44,19 @@ def run_sdk_calls(template: Mapping[str, Any], request: str = "Create") -> list[
                 raise
         ran.append(logical_id)
     return ran
+
+
+def create_model_package_groups(template: Mapping[str, Any]) -> list[str]:
+    """Creates every `AWS::SageMaker::ModelPackageGroup` of the template in moto (as the
+    deploy does); returns their names."""
+    created = []
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::SageMaker::ModelPackageGroup":
+            continue
+        props = resource["Properties"]
+        boto3.client("sagemaker").create_model_package_group(
+            ModelPackageGroupName=props["ModelPackageGroupName"],
+            ModelPackageGroupDescription=props.get("ModelPackageGroupDescription", ""),
+        )
+        created.append(props["ModelPackageGroupName"])
+    return created
