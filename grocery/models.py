@@ -4,7 +4,8 @@ Every model that passes the training gates is a version of the SageMaker Model P
 Group `<prefix>-classifier`, with its metrics, approval status, training job, dataset
 manifest and labels. `list` also says which version the endpoint and batch classification
 serve; `approve` and `reject` change a version's approval status (also possible in
-SageMaker Studio).
+SageMaker Studio), which starts the release workflow; `rollback` releases an approved
+version and waits for the result.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from grocery.aws import describe, error_code, is_setup_error
 from grocery.aws import session as aws_session
 from grocery.errors import CommandError
 from grocery.promote import endpoint_state
+from grocery.release import release
 from stacks.names import (
     APPROVED,
     METADATA_DATASET_MANIFEST,
@@ -68,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "--reason", default="", help="why (stored as the version's ApprovalDescription)"
         )
         action.set_defaults(run=run_update, status=status)
+    rollback = actions.add_parser(
+        "rollback",
+        parents=[common],
+        help="serve an approved older version again (runs the release workflow, waits)",
+    )
+    rollback.add_argument("version", type=_version, help="an Approved version (see models list)")
+    rollback.set_defaults(run=run_rollback)
 
 
 def _version(value: str) -> int:
@@ -278,4 +287,22 @@ def run_update(
     except ClientError as error:
         raise _refuse(error, f"mark version {v.number} {args.status}") from None
     print(f"version {v.number} ({v.model_name or v.arn}): {v.status} -> {args.status}", file=out)
+    print(
+        "the release workflow runs on this change (Grocery-Release; notified on SNS); "
+        "`python -m grocery models list` shows what is served",
+        file=out,
+    )
     return 0
+
+
+def run_rollback(
+    args: argparse.Namespace, *, session: boto3.Session | None = None, out: TextIO = sys.stdout
+) -> int:
+    session = session or aws_session()
+    v = find(session.client("sagemaker"), args.prefix, args.version)
+    if v.status != APPROVED:
+        raise CommandError(
+            f"version {v.number} is {v.status}: only Approved versions are released "
+            f"(python -m grocery models approve {v.number})"
+        )
+    return release(session, args.prefix, v.arn, out=out)

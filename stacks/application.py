@@ -10,6 +10,7 @@ from stacks.batch_stack import BatchStack
 from stacks.config import Config
 from stacks.monitoring_stack import MonitoringStack
 from stacks.names import stack_name
+from stacks.release_stack import ReleaseStack
 from stacks.serving.names import VARIANT_NAME
 from stacks.serving_stack import ServingStack
 from stacks.storage_stack import StorageStack
@@ -24,6 +25,7 @@ class GroceryStacks:
     serving: ServingStack
     batch: BatchStack
     monitoring: MonitoringStack
+    release: ReleaseStack
 
     def all(self) -> list[Stack]:
         return [value for value in vars(self).values() if isinstance(value, Stack)]
@@ -79,12 +81,26 @@ def build(app: App, config: Config) -> GroceryStacks:
         **name("Monitoring"),
     )
 
+    # Approval releases: updates the serving stack (so deployed after it) through its own
+    # CloudFormation service role; reads the training stack's group and records.
+    release = ReleaseStack(
+        app,
+        config=config,
+        storage=storage,
+        serving=serving,
+        model_role=training.model_role,
+        **name("Release"),
+    )
+    release.add_stack_dependency(serving)
+    release.add_stack_dependency(training)
+
     stacks = GroceryStacks(
         storage=storage,
         training=training,
         serving=serving,
         batch=batch,
         monitoring=monitoring,
+        release=release,
     )
     for stack in stacks.all():
         Tags.of(stack).add("project", config.prefix)

@@ -44,3 +44,21 @@ METADATA_LABELS_URI = "labels_uri"
 METADATA_VALIDATION_ACCURACY = "validation_accuracy"
 METADATA_TEST_ACCURACY = "test_accuracy"
 METADATA_TEST_REPORT = "test_report"
+
+
+def release_parameter(prefix: str, field: str) -> str:
+    """SSM record of the released model version, written only by the release workflow.
+
+    Fields: `model-package-arn` (the version the serving stack declares its Model from) and
+    `labels-uri` (its labels.json). NO_APPROVED_MODEL until the first release. The serving
+    stack reads both as SSM-typed CloudFormation parameters.
+    """
+    return f"/{prefix}/release/{field}"
+
+
+RELEASE_FIELDS = ("model-package-arn", "labels-uri")
+
+
+def released_model_name(prefix: str, version: str) -> str:
+    """The SageMaker Model the serving stack declares for version N: `<prefix>-classifier-vN`."""
+    return f"{model_package_group(prefix)}-v{version}"

@@ -16,7 +16,8 @@ from stacks.storage_stack import StorageStack
 class ServingStack(Stack):
     """Deployable before any model is approved: the API then answers 503 "no approved model".
 
-    Re-deploying this stack promotes whatever model the pointer in SSM names.
+    Updating this stack (the release workflow's UpdateStack, or `cdk deploy`) serves the
+    model package version the release record in SSM names.
     """
 
     def __init__(
@@ -26,11 +27,13 @@ class ServingStack(Stack):
         *,
         config: Config,
         storage: StorageStack,
-        model_role: iam.IRole | None = None,
+        model_role: iam.IRole,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.model = ApprovedModel(self, "ApprovedModel", prefix=config.prefix)
+        self.model = ApprovedModel(
+            self, "ApprovedModel", prefix=config.prefix, model_role=model_role
+        )
         self.classifier = ClassifierEndpoint(
             self,
             "Classifier",
@@ -65,6 +68,7 @@ class ServingStack(Stack):
         CfnOutput(
             self,
             "ModelName",
-            value=self.model.model_name,
-            description="The model this deployment serves ('none' before the first approval)",
+            # The name the Model gets (no GetAtt of the conditional Model in an output).
+            value=self.model.when_approved(self.model.resource_name),
+            description="The model this deployment serves ('none' before the first release)",
         )

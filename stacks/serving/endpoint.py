@@ -55,12 +55,15 @@ class ClassifierEndpoint(Construct):
             production_variants=[
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
                     variant_name=VARIANT_NAME,
-                    model_name=model.model_name,
+                    model_name=model.model.attr_model_name,
                     instance_type=config.endpoint_instance_type,
                     initial_instance_count=config.endpoint_min_instances,
                     initial_variant_weight=1.0,
                 )
             ],
+            # Named after the version: a new release replaces the config (update in place
+            # of the endpoint), and the release role can be scoped to these names.
+            endpoint_config_name=model.resource_name,
             # SageMaker refuses KmsKeyId on types with local NVMe storage (hardware-encrypted).
             kms_key_id=None if has_instance_storage(config.endpoint_instance_type) else key.key_arn,
         )

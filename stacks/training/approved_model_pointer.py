@@ -19,9 +19,16 @@ from constructs import Construct
 from stacks.constructs.acknowledge import skip_checkov
 from stacks.constructs.dependencies import depend_on_policy_only
 from stacks.constructs.log_group import encrypted_log_group
-from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
+from stacks.names import (
+    NO_APPROVED_MODEL,
+    RELEASE_FIELDS,
+    approved_model_parameter,
+    release_parameter,
+)
 
 FIELDS = ("model-name", "labels-uri")
+# The release record (stacks/release/): same treatment, created "none" once, never reset.
+RELEASE = tuple(f"release-{field}" for field in RELEASE_FIELDS)
 # CDK's id of the one Lambda that backs every AwsCustomResource of a stack.
 PROVIDER_ID = "AWS679f53fac002430cb0da5b7982bd2287"
 
@@ -36,6 +43,9 @@ class ApprovedModelPointer(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, prefix: str, key: kms.IKey) -> None:
         super().__init__(scope, construct_id)
         self.names = {field: approved_model_parameter(prefix, field) for field in FIELDS}
+        self.names.update(
+            {f"release-{field}": release_parameter(prefix, field) for field in RELEASE_FIELDS}
+        )
         self.arns = {field: parameter_arn(name) for field, name in self.names.items()}
         log_group = encrypted_log_group(self, "ProviderLogs", key=key)
         # Our own role instead of CDK's default (AWSLambdaBasicExecutionRole): it may write
@@ -44,7 +54,8 @@ class ApprovedModelPointer(Construct):
             self,
             "ProviderRole",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="Creates the approved-model SSM parameters at deploy time, if absent",
+            description="Creates the approved-model and release SSM parameters at deploy time, "
+            "if absent",
         )
         log_group.grant_write(role)
         for field, name in self.names.items():
@@ -60,7 +71,9 @@ class ApprovedModelPointer(Construct):
                         "Type": "String",
                         "Value": NO_APPROVED_MODEL,
                         "Overwrite": False,
-                        "Description": "Approved model (written by the training state machine)",
+                        "Description": "Released model version (written by the release workflow)"
+                        if field in RELEASE
+                        else "Approved model (written by the training state machine)",
                     },
                     physical_resource_id=cr.PhysicalResourceId.of(name),
                     ignore_error_codes_matching="ParameterAlreadyExists",

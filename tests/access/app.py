@@ -36,10 +36,13 @@ def _parameters(
 ) -> dict[str, str]:
     """What SSM holds in a deployed account once a model is approved."""
     artifacts = [lid for (_, lid), path in paths.items() if path == "Grocery-Storage/Artifacts"]
-    values = {"ApprovedModelName": f"{APPROVED_JOB}-0"}
+    values = {
+        "ReleasedModelPackageArn": f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/"
+        "grocery-classifier/3"
+    }
     if artifacts:
         bucket = artifacts[0].lower()  # the resolver's bucket names (templates.py)
-        values["ApprovedLabelsUri"] = f"s3://{bucket}/training-jobs/{APPROVED_JOB}/labels.json"
+        values["ReleasedLabelsUri"] = f"s3://{bucket}/training-jobs/{APPROVED_JOB}/labels.json"
     for template in templates.values():
         for name in template.get("Parameters", {}):
             if name.startswith("SsmParameterValueawsservicepowertools"):

@@ -71,6 +71,17 @@ def rule_calls(model: AccessModel) -> Iterator[Call]:
             destinations = [target["Arn"]]
             if "DeadLetterConfig" in target:
                 destinations.append(target["DeadLetterConfig"]["Arn"])
+            if ":states:" in target["Arn"] and "RoleArn" in target:
+                # EventBridge starts the state machine with the target's role.
+                role = model.role_named(target["RoleArn"].rsplit("/", 1)[1])
+                yield Call(
+                    id=f"{path} starts {target['Arn'].rsplit(':', 1)[1]}",
+                    who=role.path,
+                    action="states:StartExecution",
+                    resource=target["Arn"],
+                    why="EventBridge rule target (a state machine, with the target's role)",
+                )
+                destinations = destinations[1:]
             for arn in destinations:
                 if ":sqs:" not in arn:
                     raise ValueError(f"{path}: no calls known for target {arn}")

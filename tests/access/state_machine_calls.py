@@ -166,6 +166,38 @@ def _create_model_package(p: Params, emit: Emit) -> None:
     emit("sagemaker:CreateModelPackage", arn, {})
 
 
+def _sagemaker_named(kind: str, field: str, action: str) -> Callable[[Params, Emit], None]:
+    def calls(p: Params, emit: Emit) -> None:
+        value = p[field]
+        arn = value if value.startswith("arn:") else _sagemaker_arn(kind, value)
+        emit(f"sagemaker:{action}", arn, {})
+
+    return calls
+
+
+def _list_model_packages(p: Params, emit: Emit) -> None:
+    # No resource-level permission: authorized on "*".
+    emit("sagemaker:ListModelPackages", "*", {})
+
+
+def _stack_arn(name: str) -> str:
+    return f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/{name}/0123abcd-0000-0000-0000-000000000000"
+
+
+def _update_stack(p: Params, emit: Emit) -> None:
+    emit("cloudformation:UpdateStack", _stack_arn(p["StackName"]), {})
+    # The service role CloudFormation then acts with (its calls: calls.yaml).
+    emit(
+        "iam:PassRole",
+        p["RoleARN"],
+        {"iam:PassedToService": "cloudformation.amazonaws.com"},
+    )
+
+
+def _describe_stacks(p: Params, emit: Emit) -> None:
+    emit("cloudformation:DescribeStacks", _stack_arn(p["StackName"]), {})
+
+
 def _object(bucket: str, key: str) -> str:
     return f"arn:{PARTITION}:s3:::{bucket}/{key}"
 
@@ -208,6 +240,18 @@ TASKS: dict[str, Callable[[Params, Emit], None]] = {
     ),
     "sagemaker:createModel": _create_model,
     "aws-sdk:sagemaker:createModelPackage": _create_model_package,
+    "aws-sdk:sagemaker:describeModelPackage": _sagemaker_named(
+        "model-package", "ModelPackageName", "DescribeModelPackage"
+    ),
+    "aws-sdk:sagemaker:listModelPackages": _list_model_packages,
+    "aws-sdk:sagemaker:describeEndpoint": _sagemaker_named(
+        "endpoint", "EndpointName", "DescribeEndpoint"
+    ),
+    "aws-sdk:sagemaker:describeEndpointConfig": _sagemaker_named(
+        "endpoint-config", "EndpointConfigName", "DescribeEndpointConfig"
+    ),
+    "aws-sdk:cloudformation:updateStack": _update_stack,
+    "aws-sdk:cloudformation:describeStacks": _describe_stacks,
     "aws-sdk:s3:getObject": _s3_get,
     "aws-sdk:s3:putObject": _s3_put,
     "aws-sdk:s3:copyObject": _s3_copy,

@@ -90,7 +90,7 @@ def test_cdk_ls_lists_the_stacks_users_see():
     """What `npx cdk ls` prints: the CloudFormation names, for any prefix."""
     from stacks.names import stack_name
 
-    parts = ["Storage", "Training", "Serving", "Batch", "Monitoring"]
+    parts = ["Storage", "Training", "Serving", "Batch", "Monitoring", "Release"]
     assert stack_ids("grocery") == [stack_name("grocery", part) for part in parts]
     assert stack_ids("shop") == [f"Shop-{part}" for part in parts]
     interpreter = checks.CDK_JSON["app"].split()[0]  # cdk.json runs the project's Python

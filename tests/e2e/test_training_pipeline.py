@@ -328,7 +328,7 @@ def test_recreating_the_pointer_never_resets_an_approved_model(pipeline):
     created = custom_resources.run_sdk_calls(pipeline.training_template, "Create")
     updated = custom_resources.run_sdk_calls(pipeline.training_template, "Update")
 
-    assert len(created) == 2
+    assert len(created) == 4  # the approved-model pointer and the release record
     assert updated == []
     assert pipeline.parameter("model-name") == "grocery-train-1-0"
     assert pipeline.parameter("labels-uri") == "s3://a/l.json"

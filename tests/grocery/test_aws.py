@@ -42,7 +42,9 @@ def first_aws_call(monkeypatch):
         raise CommandError("stopped before AWS")
 
     monkeypatch.setattr("grocery.train.stack_output", lambda *a, session: stop(session.region_name))
-    monkeypatch.setattr("grocery.promote._pointer", lambda _p, _f, ssm: stop(ssm.meta.region_name))
+    monkeypatch.setattr(
+        "grocery.promote.newest_approved", lambda sm, _prefix: stop(sm.meta.region_name)
+    )
     monkeypatch.setattr(
         "grocery.classify.build_classifier", lambda _args, session: stop(session.region_name)
     )

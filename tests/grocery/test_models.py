@@ -153,7 +153,9 @@ def test_approve_and_reject_change_the_status(session):
         run_update(ns(version=2, status="Approved", reason="looks good"), session=session, out=out)
         == 0
     )
-    assert out.getvalue() == "version 2 (grocery-train-b-0): PendingManualApproval -> Approved\n"
+    assert out.getvalue().startswith(
+        "version 2 (grocery-train-b-0): PendingManualApproval -> Approved\n"
+    )
     (newest, _) = sagemaker.list_model_packages(
         ModelPackageGroupName=GROUP, SortBy="CreationTime", SortOrder="Descending"
     )["ModelPackageSummaryList"]
@@ -196,3 +198,10 @@ def test_table_ages_and_missing_metrics():
     )
     table = format_table([version], Served(endpoint=(), batch=""), now)
     assert table.splitlines()[1].split() == ["3", "Rejected", "-", "-", "5h", "-", "-"]
+
+
+def test_rollback_refuses_a_version_that_is_not_approved(session):
+    from grocery.models import run_rollback
+
+    with pytest.raises(CommandError, match="version 2 is PendingManualApproval: only Approved"):
+        run_rollback(ns(version=2), session=session)

@@ -9,13 +9,14 @@ from aws_cdk import Token
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
-from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
+from stacks.names import NO_APPROVED_MODEL, release_parameter
 from stacks.serving.api import FUNCTION_TIMEOUT, INTEGRATION_TIMEOUT
 from tests.infrastructure.conftest import build_app
 
 CONDITION = "HasApprovedModel"
 # Everything that exists only once a model is approved.
 CONDITIONAL_TYPES = (
+    "AWS::SageMaker::Model",
     "AWS::SageMaker::EndpointConfig",
     "AWS::SageMaker::Endpoint",
     "AWS::ApplicationAutoScaling::ScalableTarget",
@@ -43,22 +44,59 @@ def _logical_id(template: Template, type_: str, prefix: str = "") -> str:
     return logical_id
 
 
+PACKAGE = "arn:aws:sagemaker:us-east-1:111122223333:model-package/grocery-classifier/7"
+
+
+def _concrete_name(value) -> str:
+    """A Model/EndpointConfig name with the release record at version 7 (Select/Split/Join)."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        assert value["Ref"] == "ReleasedModelPackageArn"
+        return PACKAGE
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_concrete_name(part) for part in parts)
+    if "Fn::Select" in value:
+        index, source = value["Fn::Select"]
+        separator, text = source["Fn::Split"]
+        return _concrete_name(text).split(separator)[int(index)]
+    raise AssertionError(value)
+
+
+def _logical_id_of(resources, type_: str) -> str:
+    (logical_id,) = [lid for lid, r in resources.items() if r["Type"] == type_]
+    return logical_id
+
+
+class TestModelFromThePackage:
+    def test_cloudformation_declares_the_model_from_the_released_version(self, template):
+        model = _only(template, "AWS::SageMaker::Model")
+        assert model["Condition"] == CONDITION
+        props = model["Properties"]
+        assert props["PrimaryContainer"] == {"ModelPackageName": {"Ref": "ReleasedModelPackageArn"}}
+        assert props["EnableNetworkIsolation"] is True
+        assert "ModelRole" in json.dumps(props["ExecutionRoleArn"])
+        assert _concrete_name(props["ModelName"]) == "grocery-classifier-v7"
+
+
 class TestApprovedModelPointer:
     def test_read_from_ssm_at_deploy_time(self, template):
         parameters = template.to_json()["Parameters"]
-        assert parameters["ApprovedModelName"]["Type"] == "AWS::SSM::Parameter::Value<String>"
-        assert parameters["ApprovedModelName"]["Default"] == approved_model_parameter(
-            "grocery", "model-name"
+        for name in ("ReleasedModelPackageArn", "ReleasedLabelsUri"):
+            assert parameters[name]["Type"] == "AWS::SSM::Parameter::Value<String>"
+        assert parameters["ReleasedModelPackageArn"]["Default"] == release_parameter(
+            "grocery", "model-package-arn"
         )
-        assert parameters["ApprovedLabelsUri"]["Default"] == approved_model_parameter(
+        assert parameters["ReleasedLabelsUri"]["Default"] == release_parameter(
             "grocery", "labels-uri"
         )
 
     def test_condition_is_both_pointers_set(self, template):
         condition = json.dumps(template.to_json()["Conditions"][CONDITION])
         assert condition.count(f'"{NO_APPROVED_MODEL}"') == 2
-        assert '"Ref": "ApprovedModelName"' in condition
-        assert '"Ref": "ApprovedLabelsUri"' in condition
+        assert '"Ref": "ReleasedModelPackageArn"' in condition
+        assert '"Ref": "ReleasedLabelsUri"' in condition
         assert "Fn::Not" in condition
 
     @pytest.mark.parametrize("type_", CONDITIONAL_TYPES)
@@ -92,7 +130,8 @@ class TestEndpointConfig:
         assert variant["InstanceType"] == "ml.m4.xlarge"
         assert variant["InitialInstanceCount"] == 1
         assert variant["VariantName"] == "AllTraffic"
-        assert variant["ModelName"] == {"Ref": "ApprovedModelName"}
+        model = _logical_id(template, "AWS::SageMaker::Model")
+        assert variant["ModelName"] == {"Fn::GetAtt": [model, "ModelName"]}
 
     def test_storage_volume_uses_the_customer_key(self, template):
         props = _only(template, "AWS::SageMaker::EndpointConfig")["Properties"]
@@ -106,9 +145,11 @@ class TestEndpointConfig:
         props = _only(Template.from_stack(stacks.serving), "AWS::SageMaker::EndpointConfig")
         assert "KmsKeyId" not in props["Properties"]
 
-    def test_name_is_generated_so_a_new_model_replaces_it(self, template):
+    def test_named_after_the_version_so_a_new_release_replaces_it(self, template):
         props = _only(template, "AWS::SageMaker::EndpointConfig")["Properties"]
-        assert "EndpointConfigName" not in props
+        model = _only(template, "AWS::SageMaker::Model")["Properties"]
+        assert props["EndpointConfigName"] == model["ModelName"]
+        assert _concrete_name(props["EndpointConfigName"]) == "grocery-classifier-v7"
 
     def test_instance_type_from_configuration(self):
         stacks = build_app({"endpoint_instance_type": "ml.c5.xlarge"})
@@ -313,8 +354,11 @@ class TestFunction:
     def test_environment_points_at_the_approved_model(self, resources):
         (function,) = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Function"]
         env = function["Properties"]["Environment"]["Variables"]
-        assert env["MODEL_NAME"] == {"Ref": "ApprovedModelName"}
-        assert env["LABELS_URI"] == {"Ref": "ApprovedLabelsUri"}
+        model = _logical_id_of(resources, "AWS::SageMaker::Model")
+        assert env["MODEL_NAME"] == {
+            "Fn::If": [CONDITION, {"Fn::GetAtt": [model, "ModelName"]}, NO_APPROVED_MODEL]
+        }
+        assert env["LABELS_URI"] == {"Ref": "ReleasedLabelsUri"}
         # Through the endpoint's attribute: the function is updated after the endpoint.
         assert env["ENDPOINT_NAME"]["Fn::If"][0] == CONDITION
         assert env["ENDPOINT_NAME"]["Fn::If"][1]["Fn::GetAtt"][1] == "EndpointName"
@@ -339,7 +383,7 @@ class TestFunction:
         (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
         assert statement["Action"] == "s3:GetObject"
         resource = json.dumps(statement["Resource"])
-        assert "ApprovedLabelsUri" in resource
+        assert "ReleasedLabelsUri" in resource
         assert "*" not in resource
 
     def test_stack_exposes_the_function(self, stacks):
@@ -353,7 +397,8 @@ class TestOutputsAndOrder:
         assert outputs["EndpointName"]["Value"] == {
             "Fn::If": [CONDITION, "grocery-classifier", NO_APPROVED_MODEL]
         }
-        assert outputs["ModelName"]["Value"] == {"Ref": "ApprovedModelName"}
+        assert outputs["ModelName"]["Value"]["Fn::If"][0] == CONDITION
+        assert _concrete_name(outputs["ModelName"]["Value"]["Fn::If"][1]) == "grocery-classifier-v7"
 
     def test_nothing_is_exported_to_monitoring(self, stacks):
         # An export in use blocks replacing its resource ("Export ... in use") and makes
@@ -370,8 +415,8 @@ class TestOutputsAndOrder:
         stacks = build_app({"prefix": "shop"})
         template = Template.from_stack(stacks.serving)
         assert stacks.serving.endpoint_name == "shop-classifier"
-        assert template.to_json()["Parameters"]["ApprovedModelName"]["Default"] == (
-            "/shop/approved-model/model-name"
+        assert template.to_json()["Parameters"]["ReleasedModelPackageArn"]["Default"] == (
+            "/shop/release/model-package-arn"
         )
 
 

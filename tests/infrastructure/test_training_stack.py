@@ -10,7 +10,7 @@ from aws_cdk.assertions import Match, Template
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.config import Config
-from stacks.names import NO_APPROVED_MODEL, approved_model_parameter
+from stacks.names import NO_APPROVED_MODEL, approved_model_parameter, release_parameter
 from stacks.training.names import CHANNELS, job_name_prefix
 from tests.infrastructure.conftest import build_app
 from tests.support.state_machines import (
@@ -310,6 +310,7 @@ def _parameter_arn(name: str) -> dict[str, Any]:
 
 
 POINTER = [approved_model_parameter("grocery", f) for f in ("model-name", "labels-uri")]
+RELEASE = [release_parameter("grocery", f) for f in ("model-package-arn", "labels-uri")]
 
 
 def test_no_cloudformation_parameter_resource_manages_the_pointer(template):
@@ -319,8 +320,13 @@ def test_no_cloudformation_parameter_resource_manages_the_pointer(template):
 
 def test_pointer_is_created_once_with_none_never_overwritten_never_deleted(template):
     calls = _pointer_calls(template)
-    assert sorted(calls) == sorted(POINTER)
+    assert sorted(calls) == sorted(POINTER + RELEASE)
     for name, props in calls.items():
+        description = (
+            "Released model version (written by the release workflow)"
+            if name in RELEASE
+            else "Approved model (written by the training state machine)"
+        )
         assert props["Create"] == {
             "service": "SSM",
             "action": "putParameter",
@@ -329,7 +335,7 @@ def test_pointer_is_created_once_with_none_never_overwritten_never_deleted(templ
                 "Type": "String",
                 "Value": NO_APPROVED_MODEL,
                 "Overwrite": False,
-                "Description": "Approved model (written by the training state machine)",
+                "Description": description,
             },
             "ignoreErrorCodesMatching": "ParameterAlreadyExists",
             "physicalResourceId": {"id": name},
@@ -340,7 +346,7 @@ def test_pointer_is_created_once_with_none_never_overwritten_never_deleted(templ
         assert "Delete" not in props
 
 
-def test_pointer_provider_may_touch_exactly_the_two_parameters(template):
+def test_pointer_provider_may_touch_exactly_the_four_parameters(template):
     ssm_statements = [
         statement
         for policy in template.find_resources("AWS::IAM::Policy").values()
@@ -349,7 +355,7 @@ def test_pointer_provider_may_touch_exactly_the_two_parameters(template):
         and not policy["Properties"]["PolicyName"].startswith("PipelineRole")
     ]
     assert sorted(json.dumps(s["Resource"]) for s in ssm_statements) == sorted(
-        json.dumps(_parameter_arn(name)) for name in POINTER
+        json.dumps(_parameter_arn(name)) for name in POINTER + RELEASE
     )
     for statement in ssm_statements:
         assert _actions(statement) == ["ssm:PutParameter"]
