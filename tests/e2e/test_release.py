@@ -277,3 +277,41 @@ def test_new_labels_are_released_and_said(release):
         )[-1]
         == "Kiwi"
     )
+
+
+def test_a_direct_request_releases_an_approved_version_and_refuses_a_pending_one(release):
+    """The input `promote` and `models rollback` send: {"ModelPackageArn": ...}."""
+    first, second = release.train(), release.train()
+    assert release.decide(first, "Approved")["status"] == "SUCCEEDED"
+    release.sagemaker.update_model_package(
+        ModelPackageArn=release.package(second)["ModelPackageArn"],
+        ModelApprovalStatus="Approved",
+        CustomerMetadataProperties=release.package(second)["CustomerMetadataProperties"],
+    )
+
+    execution = sfn_local.start_execution(
+        release.sfn, release.arn, {"ModelPackageArn": release.package(second)["ModelPackageArn"]}
+    )
+    assert sfn_local.wait_for_execution(release.sfn, execution)["status"] == "SUCCEEDED"
+    assert release.served_model() == "grocery-classifier-v2"
+
+    third = release.train()
+    execution = sfn_local.start_execution(
+        release.sfn, release.arn, {"ModelPackageArn": release.package(third)["ModelPackageArn"]}
+    )
+    result = sfn_local.wait_for_execution(release.sfn, execution)
+    assert result["status"] == "FAILED"
+    assert result["cause"].startswith("NotApproved: model package ")
+    assert "is PendingManualApproval" in result["cause"]
+    assert release.served_model() == "grocery-classifier-v2"
+
+
+def test_an_event_for_the_version_already_released_changes_nothing(release):
+    version = release.train()
+    assert release.decide(version, "Approved")["status"] == "SUCCEEDED"
+    updates = len(release.fake.updates)
+    execution = sfn_local.start_execution(
+        release.sfn, release.arn, {"ModelPackageArn": release.package(version)["ModelPackageArn"]}
+    )
+    assert sfn_local.wait_for_execution(release.sfn, execution)["status"] == "SUCCEEDED"
+    assert len(release.fake.updates) == updates
