@@ -2,7 +2,7 @@
 
 Starts an execution of the training state machine (Grocery-Training) on a dataset
 uploaded with `python -m preprocessing upload`, then follows it: the states it enters,
-the training job's status and its metrics. Prints the approved model and its accuracy;
+the training job's status and its metrics. Prints the registered model version and its accuracy;
 exits 1 with the cause if the pipeline fails (e.g. accuracy below the threshold).
 """
 
@@ -240,7 +240,10 @@ def follow(
 def summary(output: dict[str, Any]) -> str:
     return "\n".join(
         [
-            f"approved model: {output['model']['name']}",
+            f"model: {output['model']['name']}",
+            # Training registers a version; only its approval releases it (models approve).
+            f"registered: version {output.get('model_package', {}).get('version', '?')} "
+            "of the model registry (python -m grocery models list)",
             f"validation:accuracy: {output['validation_accuracy']} "
             f"(threshold {output['accuracy_threshold']})",
             f"training job: {output['training_job']}",

@@ -100,9 +100,6 @@ class TrainingStack(Stack):
                 training_role=self.training_role,
                 model_role=self.model_role,
                 image_uri=image_uri,
-                # Literal names (not Refs): the definition reads as deployed.
-                model_name_parameter=self.approved_model.names["model-name"],
-                labels_uri_parameter=self.approved_model.names["labels-uri"],
                 evaluate_function=evaluate.function if evaluate else None,
             ),
         )

@@ -55,8 +55,8 @@ from stacks.names import (
 
 DECODE_TIMEOUT = Duration.minutes(10)
 NO_MODEL_CAUSE = (
-    "no approved model yet: run training (the SSM parameters {} still hold '{}'); "
-    "then re-run this batch"
+    "no approved model yet: run training and approve a version (python -m grocery models "
+    "approve N releases it; the SSM parameters {} still hold '{}'); then re-run this batch"
 )
 # Outcomes of the decode step (lambdas/batch_decode/outcome.py).
 PARTIAL = "PARTIAL"

@@ -9,8 +9,9 @@ Execution input (see docs/training.md):
 Path: apply defaults -> check input -> read manifest.json and labels.json -> check them ->
 merge hyperparameters (config <- input <- manifest) -> clamp mini_batch_size -> train
 (.sync) -> gate on validation:accuracy -> copy labels.json beside the artifact -> create the
-SageMaker Model -> register it as a model package version (register.py) -> point the
-approved-model SSM parameters at it -> notify. Every failure
+SageMaker Model -> register it as a model package version (register.py) -> notify. Only an
+approval releases a version: the release workflow (stacks/release) moves the approved-model
+SSM parameters that batch reads, never this pipeline. Every failure
 is caught, notified (with its cause) and ends in one Fail state.
 
 Only SDK integrations, no Lambda: every step is visible in the console and runs as-is in moto
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Aws, Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -80,8 +81,6 @@ class Resources:
     training_role: iam.IRole
     model_role: iam.IRole
     image_uri: str
-    model_name_parameter: str
-    labels_uri_parameter: str
     # The optional test-set gate's scoring Lambda (config test_accuracy_threshold > 0).
     evaluate_function: lambda_.IFunction | None = None
 
@@ -647,12 +646,6 @@ class TrainingDefinition(Construct):
                 "ResultPath": "$.model",
             },
         )
-        point_labels = self._put_parameter(
-            "Point labels-uri at new labels", res.labels_uri_parameter, "$.labels_uri"
-        )
-        point_model = self._put_parameter(
-            "Point model-name at new model", res.model_name_parameter, "$.model.name"
-        )
         notify = tasks.SnsPublish(
             self,
             "Notify success",
@@ -670,10 +663,10 @@ class TrainingDefinition(Construct):
             jitter_strategy=sfn.JitterType.FULL,
         )
         _retry_throttling(notify, "sns")
-        for state in (copy_labels, create_model, point_labels, point_model):
+        for state in (copy_labels, create_model):
             self._catch(state)
-        # The model is approved once the pointer moved; a failed e-mail does not undo that.
-        done = sfn.Succeed(self, "Model approved")
+        # The version is registered; a failed e-mail does not undo that.
+        done = sfn.Succeed(self, "Model registered")
         notify.add_catch(done, errors=["States.ALL"], result_path="$.notify_error")
         # Every model that passed the gate(s) becomes a version in the registry (register.py).
         version = Registration(
@@ -686,7 +679,7 @@ class TrainingDefinition(Construct):
             catch=self.notify_failure,
             failure_path=FAILURE,
         ).chain
-        pointers = version.next(point_labels).next(point_model).next(notify).next(done)
+        pointers = version.next(notify).next(done)
         registered = describe.next(copy_labels).next(create_model)
         if self.config.test_accuracy_threshold > 0:
             return registered.next(self._test_gate(pointers))
@@ -834,26 +827,3 @@ class TrainingDefinition(Construct):
                 {"Key": ACCURACY_TAG, "Value.$": "States.Format('{}', $.validation_accuracy)"},
             ],
         }
-
-    def _put_parameter(self, name: str, parameter: str, value_path: str) -> tasks.CallAwsService:
-        stack = Stack.of(self)
-        put = tasks.CallAwsService(
-            self,
-            name,
-            service="ssm",
-            action="putParameter",
-            parameters={
-                "Name": parameter,
-                "Value": sfn.JsonPath.string_at(value_path),
-                "Overwrite": True,
-            },
-            iam_action="ssm:PutParameter",
-            iam_resources=[
-                stack.format_arn(
-                    service="ssm", resource="parameter", resource_name=parameter.lstrip("/")
-                )
-            ],
-            result_path=sfn.JsonPath.DISCARD,
-        )
-        _retry_throttling(put, "ssm")
-        return put

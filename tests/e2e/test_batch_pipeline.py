@@ -184,7 +184,7 @@ def test_without_an_approved_model_the_batch_fails_clearly_and_one_command_rerun
 
     assert failed["status"] == "FAILED"
     assert failed["error"] == "NoApprovedModel"
-    assert failed["cause"].startswith("no approved model yet: run training")
+    assert failed["cause"].startswith("no approved model yet: run training and approve a version")
     ((subject, message),) = world.notifications()
     assert subject == f"grocery: batch {batch_id} FAILED"
     assert f"re-run it with: python -m grocery batch rerun {batch_id}" in message

@@ -56,7 +56,7 @@ class TrainingAnswer:
         time.sleep(0.05)
 
 
-def test_train_follows_the_run_and_prints_the_approved_model(deployed):
+def test_train_follows_the_run_and_prints_the_registered_version(deployed):
     deployed.upload_dataset()
     out = io.StringIO()
     sleep = TrainingAnswer(deployed, accuracy=0.93)
@@ -72,9 +72,10 @@ def test_train_follows_the_run_and_prints_the_approved_model(deployed):
     assert train.run(args, session=boto3.Session(), sleep=sleep, out=out) == 0
 
     text = out.getvalue()
-    model = deployed.parameter("model-name")
-    assert model != NO_APPROVED_MODEL
-    assert f"approved model: {model}" in text
+    # Training registers a version; the approved-model pointer moves only on a release.
+    assert deployed.parameter("model-name") == NO_APPROVED_MODEL
+    assert "model: grocery-train-" in text
+    assert "registered: version 1 of the model registry" in text
     assert "validation:accuracy: 0.93 (threshold 0.8)" in text
     assert "state: Train" in text
     assert "training job: grocery-train-" in text

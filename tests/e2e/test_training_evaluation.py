@@ -217,7 +217,7 @@ def test_gate_passes_and_the_report_sits_beside_the_model(gated_pipeline):
 
     assert described["status"] == "SUCCEEDED", described
     assert sent == expected  # the state machine sent what the handler was run with
-    assert transform["ModelName"] == gated_pipeline.parameter("model-name")
+    assert transform["ModelName"] == f"{job}-0"  # the new model, before any release
     assert transform["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == (
         f"s3://{DATA_BUCKET}/{DATASET}test/"
     )

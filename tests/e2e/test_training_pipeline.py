@@ -25,7 +25,7 @@ from tests.e2e.conftest import (
 from tests.support import custom_resources, sfn_local
 
 
-def test_success_registers_model_moves_pointer_and_notifies(pipeline):
+def test_success_registers_a_version_leaves_the_pointer_to_the_release_and_notifies(pipeline):
     pipeline.upload_dataset()
     execution = pipeline.start({"dataset": DATASET, "hyperparameters": {"epochs": "2"}})
     params = pipeline.finish_training(execution, accuracy=0.91)
@@ -57,16 +57,16 @@ def test_success_registers_model_moves_pointer_and_notifies(pipeline):
         "VolumeKmsKeyId": KEY_ARN,
     }
 
-    model_name = pipeline.parameter("model-name")
-    assert model_name == f"{job}-0"
+    # Only an approval releases the version (stacks/release): batch keeps its model.
+    assert pipeline.parameter("model-name") == NO_APPROVED_MODEL
+    assert pipeline.parameter("labels-uri") == NO_APPROVED_MODEL
+    model_name = f"{job}-0"
     model = pipeline.sagemaker.describe_model(ModelName=model_name)
     assert model["ExecutionRoleArn"] == MODEL_ROLE
     assert model["PrimaryContainer"]["ModelDataUrl"] == (
         f"s3://{ARTIFACTS_BUCKET}/training-jobs/{job}/output/model.tar.gz"
     )
 
-    labels_uri = pipeline.parameter("labels-uri")
-    assert labels_uri == f"s3://{ARTIFACTS_BUCKET}/training-jobs/{job}/labels.json"
     copied = pipeline.s3.get_object(Bucket=ARTIFACTS_BUCKET, Key=f"training-jobs/{job}/labels.json")
     assert json.loads(copied["Body"].read()) == LABELS
 
@@ -187,13 +187,14 @@ def test_accuracy_below_threshold_registers_nothing(pipeline):
 def test_the_gate_passes_at_exactly_the_threshold(pipeline, accuracy, approved):
     pipeline.upload_dataset()
     execution = pipeline.start()
-    params = pipeline.finish_training(execution, accuracy=accuracy)  # the threshold is 0.8
+    pipeline.finish_training(execution, accuracy=accuracy)  # the threshold is 0.8
 
     result = pipeline.wait(execution)
 
     assert result["status"] == ("SUCCEEDED" if approved else "FAILED"), result
-    expected = f"{params['TrainingJobName']}-0" if approved else NO_APPROVED_MODEL
-    assert pipeline.parameter("model-name") == expected
+    packages = pipeline.sagemaker.list_model_packages(ModelPackageGroupName="grocery-classifier")
+    assert len(packages["ModelPackageSummaryList"]) == (1 if approved else 0)
+    assert pipeline.parameter("model-name") == NO_APPROVED_MODEL
     (notification,) = pipeline.notifications()
     assert f"validation:accuracy {accuracy}" in notification["Message"]
 

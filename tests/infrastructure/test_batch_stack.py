@@ -233,7 +233,7 @@ class TestStateMachine:
         no_model = next(c for c in choice["Choices"] if c["Next"] == "NoApprovedModel")
         assert {c["StringEquals"] for c in no_model["Or"]} == {names.NO_APPROVED_MODEL}
         cause = definition["States"]["NoApprovedModel"]["Result"]["Cause"]
-        assert cause.startswith("no approved model yet: run training")
+        assert cause.startswith("no approved model yet: run training and approve a version")
 
     def test_every_failure_is_recorded_notified_and_fails_with_its_cause(self, template):
         states = _definition(template)["States"]

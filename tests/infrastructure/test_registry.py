@@ -110,12 +110,12 @@ def test_auto_approval_and_the_test_gate_reach_the_registration(gated_auto):
     assert states["Collect model metrics"]["Parameters"]["test"]["report.$"] == "$.test.report_uri"
 
 
-def test_registration_sits_after_the_gate_and_before_the_pointers(template):
+def test_registration_sits_after_the_gate_and_before_the_notification(template):
     states = dict(iter_states(_definition(template)))
     assert states["Create model"]["Next"] == "Collect model metrics"
     assert states["Collect model metrics"]["Next"] == "Write model metrics"
     assert states["Write model metrics"]["Next"] == "Register model version"
-    assert states["Register model version"]["Next"] == "Point labels-uri at new labels"
+    assert states["Register model version"]["Next"] == "Notify success"
     for name in ("Write model metrics", "Register model version"):
         state = states[name]
         assert "ThrottlingException" in state["Retry"][0]["ErrorEquals"], name

@@ -257,24 +257,15 @@ def test_every_failure_ends_in_one_fail_state_with_its_cause(definition):
     ]
 
 
-def test_registration_writes_both_approved_model_parameters(definition):
-    writes = {
-        state["Parameters"]["Name"]: state["Parameters"]
-        for _, state in iter_states(definition)
+def test_training_never_moves_the_approved_model_pointer(definition):
+    # Only an approval releases a version (stacks/release): batch must not pick up a model
+    # that merely passed the gate while its version waits for approval.
+    writes = [
+        name
+        for name, state in iter_states(definition)
         if state.get("Resource") == "arn:aws:states:::aws-sdk:ssm:putParameter"
-    }
-    assert writes == {
-        approved_model_parameter("grocery", "labels-uri"): {
-            "Name": "/grocery/approved-model/labels-uri",
-            "Value.$": "$.labels_uri",
-            "Overwrite": True,
-        },
-        approved_model_parameter("grocery", "model-name"): {
-            "Name": "/grocery/approved-model/model-name",
-            "Value.$": "$.model.name",
-            "Overwrite": True,
-        },
-    }
+    ]
+    assert writes == []
 
 
 # --- resources ----------------------------------------------------------------------------
@@ -361,15 +352,8 @@ def test_pointer_provider_may_touch_exactly_the_four_parameters(template):
         assert _actions(statement) == ["ssm:PutParameter"]
 
 
-def test_state_machine_may_write_only_the_two_parameters(template):
-    puts = _by_action(_policy_statements(template, "PipelineRole"))["ssm:PutParameter"]
-    resources = []
-    for statement in puts:
-        resource = statement["Resource"]
-        resources.extend(resource if isinstance(resource, list) else [resource])
-    assert sorted(json.dumps(r) for r in resources) == sorted(
-        json.dumps(_parameter_arn(name)) for name in POINTER
-    )
+def test_state_machine_may_write_no_parameter(template):
+    assert "ssm:PutParameter" not in _by_action(_policy_statements(template, "PipelineRole"))
 
 
 def test_state_machine_is_standard_logged_and_traced(template):
