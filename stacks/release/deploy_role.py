@@ -110,15 +110,35 @@ def deploy_role(
             ],
             resources=alarms,
         ),
-        # Application Auto Scaling has no resource-level permissions for these.
+        # The target and policy writes name a scalable target, whose ARN ends in an id
+        # Application Auto Scaling generates; the condition keeps them to SageMaker variants
+        # (Service Authorization Reference, Application Auto Scaling).
         iam.PolicyStatement(
             sid="EndpointScaling",
             actions=[
                 "application-autoscaling:RegisterScalableTarget",
                 "application-autoscaling:DeregisterScalableTarget",
-                "application-autoscaling:DescribeScalableTargets",
                 "application-autoscaling:PutScalingPolicy",
                 "application-autoscaling:DeleteScalingPolicy",
+            ],
+            resources=[
+                f"arn:{Aws.PARTITION}:application-autoscaling:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+                "scalable-target/*"
+            ],
+            conditions={
+                "StringEquals": {
+                    "application-autoscaling:service-namespace": "sagemaker",
+                    "application-autoscaling:scalable-dimension": (
+                        "sagemaker:variant:DesiredInstanceCount"
+                    ),
+                }
+            },
+        ),
+        # The two Describe calls support no resource-level permissions.
+        iam.PolicyStatement(
+            sid="EndpointScalingReads",
+            actions=[
+                "application-autoscaling:DescribeScalableTargets",
                 "application-autoscaling:DescribeScalingPolicies",
             ],
             resources=["*"],
