@@ -56,35 +56,42 @@ def test_score_counts_a_missing_prediction_as_wrong():
     assert metrics["top1_accuracy"] == 0.5
 
 
-@mock_aws
-def test_handler_writes_the_report_and_gates(aws_credentials):
-    s3 = boto3.client("s3")
+EVENT = {
+    "truth": {"bucket": "data", "lst_key": "ds/test_lst/test.lst", "labels_key": "ds/labels.json"},
+    "predictions": {"bucket": "artifacts", "prefix": "training-jobs/j/test-predictions/"},
+    "report": {"bucket": "artifacts", "key": "training-jobs/j/evaluation.json"},
+    "threshold": 0.8,
+}
+
+
+def _stage_scoring(s3, lst: str, outputs: dict[str, list[float]]) -> dict:
+    """The test channel's truth and the transform's `.out` files; returns the handler's event."""
     for bucket in ("data", "artifacts"):
         s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket="data", Key="ds/labels.json", Body=json.dumps(LABELS))
-    s3.put_object(Bucket="data", Key="ds/test_lst/test.lst", Body=LST)
-    out = "training-jobs/j/test-predictions/"
-    for path, probabilities in {
-        "Apple/a1.jpg": [0.9, 0.05, 0.05],
-        "Apple/a2.jpg": [0.7, 0.2, 0.1],
-        "Banana/b1.jpg": [0.1, 0.8, 0.1],
-        "Cherry/c1.jpg": [0.5, 0.1, 0.4],
-    }.items():
+    s3.put_object(Bucket="data", Key="ds/test_lst/test.lst", Body=lst)
+    for written, probabilities in outputs.items():
         s3.put_object(
             Bucket="artifacts",
-            Key=f"{out}{path}.out",
+            Key=f"{EVENT['predictions']['prefix']}{written}.out",
             Body=json.dumps({"prediction": probabilities}),
         )
-    event = {
-        "truth": {
-            "bucket": "data",
-            "lst_key": "ds/test_lst/test.lst",
-            "labels_key": "ds/labels.json",
+    return json.loads(json.dumps(EVENT))
+
+
+@mock_aws
+def test_handler_writes_the_report_and_gates(aws_credentials):
+    s3 = boto3.client("s3")
+    event = _stage_scoring(
+        s3,
+        LST,
+        {
+            "Apple/a1.jpg": [0.9, 0.05, 0.05],
+            "Apple/a2.jpg": [0.7, 0.2, 0.1],
+            "Banana/b1.jpg": [0.1, 0.8, 0.1],
+            "Cherry/c1.jpg": [0.5, 0.1, 0.4],
         },
-        "predictions": {"bucket": "artifacts", "prefix": out},
-        "report": {"bucket": "artifacts", "key": "training-jobs/j/evaluation.json"},
-        "threshold": 0.8,
-    }
+    )
 
     result = evaluate_handler.handler(event, None)
 
@@ -109,34 +116,18 @@ def test_handler_writes_the_report_and_gates(aws_credentials):
 def test_handler_finds_outputs_by_the_rule_batch_decode_uses(aws_credentials):
     """Outputs named by another part of the key still count; ambiguous ones are not guessed."""
     s3 = boto3.client("s3")
-    for bucket in ("data", "artifacts"):
-        s3.create_bucket(Bucket=bucket)
-    s3.put_object(Bucket="data", Key="ds/labels.json", Body=json.dumps(LABELS))
     lst = LST + "4\t1\tBanana/a1.jpg\n"  # a second a1.jpg: the bare name "a1.jpg" is ambiguous
-    s3.put_object(Bucket="data", Key="ds/test_lst/test.lst", Body=lst)
-    out = "training-jobs/j/test-predictions/"
-    for written, probabilities in {
-        "test/Apple/a1.jpg": [0.9, 0.05, 0.05],  # the channel folder kept
-        "ds/test/Apple/a2.jpg": [0.7, 0.2, 0.1],  # the whole key kept
-        "b1.jpg": [0.1, 0.8, 0.1],  # the file name only
-        "Cherry/c1.jpg": [0.1, 0.1, 0.8],  # the documented layout
-        "a1.jpg": [0.1, 0.8, 0.1],  # Apple/a1.jpg or Banana/a1.jpg? not guessed
-    }.items():
-        s3.put_object(
-            Bucket="artifacts",
-            Key=f"{out}{written}.out",
-            Body=json.dumps({"prediction": probabilities}),
-        )
-    event = {
-        "truth": {
-            "bucket": "data",
-            "lst_key": "ds/test_lst/test.lst",
-            "labels_key": "ds/labels.json",
+    event = _stage_scoring(
+        s3,
+        lst,
+        {
+            "test/Apple/a1.jpg": [0.9, 0.05, 0.05],  # the channel folder kept
+            "ds/test/Apple/a2.jpg": [0.7, 0.2, 0.1],  # the whole key kept
+            "b1.jpg": [0.1, 0.8, 0.1],  # the file name only
+            "Cherry/c1.jpg": [0.1, 0.1, 0.8],  # the documented layout
+            "a1.jpg": [0.1, 0.8, 0.1],  # Apple/a1.jpg or Banana/a1.jpg? not guessed
         },
-        "predictions": {"bucket": "artifacts", "prefix": out},
-        "report": {"bucket": "artifacts", "key": "training-jobs/j/evaluation.json"},
-        "threshold": 0.8,
-    }
+    )
 
     result = evaluate_handler.handler(event, None)
 
