@@ -96,6 +96,14 @@ class Config:
     # "manual": a new model version waits for approval (PendingManualApproval); "auto": it
     # is registered Approved.
     model_approval: str = "manual"
+    # Review loop (issue 13): a prediction whose top-1 confidence is below this is queued
+    # for a person to label (python -m grocery review).
+    review_threshold: float = 0.6
+    # Whether the API keeps the photo of an unsure prediction under review/images/ (false:
+    # API predictions are never queued, only batch ones, whose photos are already in S3).
+    review_keep_api_images: bool = True
+    # Days before a kept API photo expires (lifecycle rule on review/images/).
+    review_image_retention_days: int = 30
 
     @property
     def model_approval_status(self) -> str:
@@ -272,6 +280,22 @@ def _check_model_approval(c: Config) -> None:
         )
 
 
+def _check_review(c: Config) -> None:
+    if not 0.0 < c.review_threshold <= 1.0:
+        raise _fail(
+            "review_threshold",
+            c.review_threshold,
+            "use a fraction in (0, 1], e.g. 0.6: predictions less confident than this are "
+            "queued for review (1 queues every prediction)",
+        )
+    if not 1 <= c.review_image_retention_days <= 3650:
+        raise _fail(
+            "review_image_retention_days",
+            c.review_image_retention_days,
+            "use 1-3650 days: how long the API keeps photos queued for review",
+        )
+
+
 def _check_email(c: Config) -> None:
     if c.alarm_email and not _EMAIL_PATTERN.match(c.alarm_email):
         raise _fail("alarm_email", c.alarm_email, "use one e-mail address, or leave it empty")
@@ -287,6 +311,7 @@ _CHECKS: tuple[Callable[[Config], None], ...] = (
     _check_email,
     _check_api_gateway_role,
     _check_model_approval,
+    _check_review,
 )
 
 
