@@ -1,7 +1,9 @@
 """POST /classify: one JPEG or PNG body in, the grocery label, its confidence and the top k out.
 
 Environment (set by the serving stack): ENDPOINT_NAME, MODEL_NAME and LABELS_URI, each
-"none" until a model is approved and promoted; DEFAULT_TOP_K.
+"none" until a model is approved and promoted; DEFAULT_TOP_K; for the review loop and the
+confidence metrics REVIEW_BUCKET, REVIEW_THRESHOLD, REVIEW_KEEP_IMAGES and
+PREDICTION_METRICS_NAMESPACE (classify_api.review).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from classify_api.endpoint import RUNTIME_CLIENT_CONFIG, invoke
 from classify_api.errors import HttpError
 from classify_api.labels_store import S3_CLIENT_CONFIG, LabelsStore
 from classify_api.request import parse_request
+from classify_api.review import PredictionRecorder
 from grocery_common.labels import DEFAULT_TOP_K, LabelError, decode, parse_probabilities
 
 NO_APPROVED_MODEL = "none"  # stacks/names.py: the pointer's value before the first approval
@@ -53,10 +56,19 @@ class Settings:
 class Classifier:
     """Everything a request needs; built once per execution environment."""
 
-    def __init__(self, settings: Settings, *, runtime: Any, s3: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        runtime: Any,
+        s3: Any,
+        recorder: PredictionRecorder | None = None,
+    ) -> None:
         self.settings = settings
         self.runtime = runtime
         self.labels = LabelsStore(s3, settings.labels_uri)
+        # Confidence metrics always; the review queue only when the environment enables it.
+        self.recorder = recorder or PredictionRecorder.from_environment()
 
     @classmethod
     def from_environment(cls) -> Classifier:
@@ -88,7 +100,8 @@ class Classifier:
             "EndpointLatency", MetricUnit.Milliseconds, (time.perf_counter() - started) * 1000
         )
         try:
-            prediction = decode(parse_probabilities(raw), labels, k=request.top_k)
+            probabilities = parse_probabilities(raw)
+            prediction = decode(probabilities, labels, k=request.top_k)
         except LabelError as error:
             logger.error("the model's answer does not fit its labels", extra={"error": str(error)})
             raise HttpError(
@@ -100,11 +113,18 @@ class Classifier:
             "classified",
             extra={"label": prediction.label, "confidence": prediction.confidence},
         )
+        queued = self.recorder.record(
+            request.image,
+            request.content_type,
+            decode(probabilities, labels),
+            self.settings.model_name,
+        )
         return {
             **prediction.to_dict(),
             "sentence": prediction.sentence(),
             "model": self.settings.model_name,
             "endpoint": self.settings.endpoint_name,
+            "queued_for_review": queued,
         }
 
 
