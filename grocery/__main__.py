@@ -25,7 +25,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "models",
     "preflight",
     "promote",
+    "review.command",
     "train",
+    "training_report.command",
 )
 
 

@@ -1,0 +1,1 @@
+"""`python -m grocery review`: people label the model's unsure predictions (issue 13)."""
