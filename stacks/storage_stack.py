@@ -12,6 +12,7 @@ from constructs import Construct
 from stacks.config import Config
 from stacks.constructs.api_gateway_logging import ApiGatewayAccountLogging
 from stacks.constructs.secure_bucket import access_log_bucket, secure_bucket
+from stacks.prediction_metrics import REVIEW_IMAGES_PREFIX
 
 
 class StorageStack(Stack):
@@ -97,6 +98,13 @@ class StorageStack(Stack):
             access_logs=self.access_logs,
             retain_data=retain,
             event_bridge=True,
+        )
+        # Photos the API kept for review (python -m grocery review) expire; the bucket is
+        # versioned, so the expired version goes after the noncurrent-version rule's days too.
+        self.inference.add_lifecycle_rule(
+            id="expire-review-images",
+            prefix=REVIEW_IMAGES_PREFIX,
+            expiration=Duration.days(config.review_image_retention_days),
         )
 
         self.topic = sns.Topic(
