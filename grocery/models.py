@@ -4,15 +4,16 @@ Every model that passes the training gates is a version of the SageMaker Model P
 Group `<prefix>-classifier`, with its metrics, approval status, training job, dataset
 manifest and labels. `list` also says which version the endpoint and batch classification
 serve; `approve` and `reject` change a version's approval status (also possible in
-SageMaker Studio), which starts the release workflow; `rollback` releases an approved
-version and waits for the result.
+SageMaker Studio) and follow the release workflow that change starts; `rollback` releases
+an approved version. All three wait for the release and print its result.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -25,12 +26,11 @@ from grocery.aws import describe, error_code, is_setup_error
 from grocery.aws import session as aws_session
 from grocery.errors import CommandError
 from grocery.promote import endpoint_state
-from grocery.release import release
+from grocery.release import follow, release
 from stacks.names import (
     APPROVED,
     METADATA_DATASET_MANIFEST,
     METADATA_LABELS_URI,
-    METADATA_MODEL_NAME,
     METADATA_TEST_ACCURACY,
     METADATA_TEST_REPORT,
     METADATA_TRAINING_JOB,
@@ -69,6 +69,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action.add_argument(
             "--reason", default="", help="why (stored as the version's ApprovalDescription)"
         )
+        action.add_argument(
+            "--no-wait",
+            action="store_true",
+            help="return after the change instead of waiting for the release it starts",
+        )
         action.set_defaults(run=run_update, status=status)
     rollback = actions.add_parser(
         "rollback",
@@ -98,7 +103,9 @@ class Version:
 
     @property
     def model_name(self) -> str:
-        return self.metadata.get(METADATA_MODEL_NAME, "")
+        """The SageMaker Model the serving stack declares when this version is released."""
+        group = self.arn.rsplit("/", 2)[-2] if self.arn.count("/") >= 2 else ""
+        return f"{group}-v{self.number}" if group else ""
 
     def age(self, now: datetime) -> str:
         seconds = max(0, int((now - self.created).total_seconds()))
@@ -257,7 +264,7 @@ def run_show(
         ("test report", v.metadata.get(METADATA_TEST_REPORT, "-")),
         ("metrics", statistics["S3Uri"] if statistics else "-"),
         ("training job", v.metadata.get(METADATA_TRAINING_JOB, "-")),
-        ("model", v.model_name or "-"),
+        ("model when served", v.model_name or "-"),
         ("artifact", container.get("ModelDataUrl", "-")),
         ("image", container.get("Image", "-")),
         ("labels", v.metadata.get(METADATA_LABELS_URI, "-")),
@@ -271,7 +278,12 @@ def run_show(
 
 
 def run_update(
-    args: argparse.Namespace, *, session: boto3.Session | None = None, out: TextIO = sys.stdout
+    args: argparse.Namespace,
+    *,
+    session: boto3.Session | None = None,
+    out: TextIO = sys.stdout,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     session = session or aws_session()
     sagemaker = session.client("sagemaker")
@@ -282,17 +294,22 @@ def run_update(
     request: dict[str, Any] = {"ModelPackageArn": v.arn, "ModelApprovalStatus": args.status}
     if args.reason:
         request["ApprovalDescription"] = args.reason
+    changed_at = now()
     try:
         sagemaker.update_model_package(**request)
     except ClientError as error:
         raise _refuse(error, f"mark version {v.number} {args.status}") from None
-    print(f"version {v.number} ({v.model_name or v.arn}): {v.status} -> {args.status}", file=out)
-    print(
-        "the release workflow runs on this change (Grocery-Release; notified on SNS); "
-        "`python -m grocery models list` shows what is served",
-        file=out,
+    print(f"version {v.number}: {v.status} -> {args.status}", file=out)
+    if getattr(args, "no_wait", False):
+        print(
+            "the release workflow runs on this change (Grocery-Release; notified on SNS); "
+            "`python -m grocery models list` shows what is served",
+            file=out,
+        )
+        return 0
+    return follow(
+        session, args.prefix, v.arn, args.status, changed_at, out=out, now=now, sleep=sleep
     )
-    return 0
 
 
 def run_rollback(

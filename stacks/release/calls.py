@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from aws_cdk import Duration, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
@@ -106,6 +106,41 @@ class Calls:
             },
             iam_resources=[self._parameter_arn(scope, parameter)],
             result_path=sfn.JsonPath.DISCARD,
+        )
+
+    # --- the queue -----------------------------------------------------------------------
+
+    def running_releases(self, scope: Construct):
+        """The RUNNING executions of this state machine, oldest last.
+
+        ListExecutions sorts "by time, with the most recent execution first" and is
+        eventually consistent (https://docs.aws.amazon.com/step-functions/latest/apireference/
+        API_ListExecutions.html). The ARN is built from the machine's fixed name: a
+        reference to the machine itself would make its role depend on it (a cycle).
+        """
+        machine = Stack.of(scope).format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=f"{self.prefix}-release",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        return self._task(
+            scope,
+            "List running releases",
+            "sfn",
+            "listExecutions",
+            iam_action="states:ListExecutions",
+            parameters={
+                "StateMachineArn": sfn.JsonPath.string_at("$$.StateMachine.Id"),
+                "StatusFilter": "RUNNING",
+                "MaxResults": 1000,
+            },
+            iam_resources=[machine],
+            result_selector={
+                "count": sfn.JsonPath.array_length(sfn.JsonPath.list_at("$.Executions")),
+                "arns": sfn.JsonPath.list_at("$.Executions[*].ExecutionArn"),
+            },
+            result_path="$.queue",
         )
 
     # --- the release record ---------------------------------------------------------------

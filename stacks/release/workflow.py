@@ -115,7 +115,42 @@ class ReleaseWorkflow(Construct):
             result_path=sfn.JsonPath.DISCARD,
         )
         calls.retry(self.notify_success)
-        self.start = self._request()
+        self.start = self._queue(self._request())
+
+    def _queue(self, then: sfn.IChainable) -> sfn.IChainable:
+        """One release at a time: wait while an older release of this deployment runs.
+
+        Every execution lists the RUNNING ones and goes on only when it is the oldest, so
+        releases queue in the order they started (two at once would both read the record
+        and the second UpdateStack would fail on a stack that is updating).
+        """
+        running = self.c.running_releases(self)
+        self._catch(running)
+        wait = sfn.Wait(self, "Wait for the older release", time=sfn.WaitTime.duration(POLL))
+        oldest = sfn.Pass(
+            self,
+            "Oldest running release",
+            parameters={
+                "arn.$": "States.ArrayGetItem($.queue.arns, States.MathAdd($.queue.count, -1))",
+                "me.$": "$$.Execution.Id",
+            },
+            result_path="$.queue.oldest",
+        )
+        wait.next(running)
+        # Eventually consistent: an execution may not list itself yet (count 0): ask again.
+        oldest.next(
+            sfn.Choice(self, "Oldest release?")
+            .when(
+                sfn.Condition.string_equals_json_path("$.queue.oldest.arn", "$.queue.oldest.me"),
+                then,
+            )
+            .otherwise(wait)
+        )
+        return running.next(
+            sfn.Choice(self, "Anything running?")
+            .when(sfn.Condition.number_greater_than("$.queue.count", 0), oldest)
+            .otherwise(wait)
+        )
 
     def _catch(self, state, *, restore: bool = False) -> None:
         target = self.restore if restore else self.notify_failure

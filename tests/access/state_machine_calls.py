@@ -225,6 +225,10 @@ def _ssm(action: str) -> Callable[[Params, Emit], None]:
     return calls
 
 
+def _list_executions(p: Params, emit: Emit) -> None:
+    emit("states:ListExecutions", p["StateMachineArn"], {})
+
+
 def _sns_publish(p: Params, emit: Emit) -> None:
     emit("sns:Publish", p["TopicArn"], {})
 
@@ -257,6 +261,7 @@ TASKS: dict[str, Callable[[Params, Emit], None]] = {
     "aws-sdk:s3:copyObject": _s3_copy,
     "aws-sdk:ssm:getParameter": _ssm("GetParameter"),
     "aws-sdk:ssm:putParameter": _ssm("PutParameter"),
+    "aws-sdk:sfn:listExecutions": _list_executions,
     "sns:publish": _sns_publish,
     "lambda:invoke": _lambda_invoke,
 }
@@ -277,9 +282,15 @@ def task_resource(state: Mapping[str, Any]) -> str:
 
 def state_machine_calls(model: AccessModel, samples: Mapping[str, str]) -> Iterator[Call]:
     """Every call of every Task state of every state machine of the app."""
-    sample = Samples(samples)
     for stack, logical_id, resource in model.resources_of_type("AWS::StepFunctions::StateMachine"):
         props = resource["Properties"]
+        # `$$.StateMachine.Id` is the machine's own ARN (a machine that lists its executions;
+        # only a named machine can grant that without referring to itself).
+        own = {}
+        if "StateMachineName" in props:
+            own_arn = f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:stateMachine:"
+            own["$$.StateMachine.Id"] = own_arn + props["StateMachineName"]
+        sample = Samples({**samples, **own})
         definition = json.loads(props["DefinitionString"])
         role_name = props["RoleArn"].rsplit("/", 1)[1]
         role_path = model.role_named(role_name).path

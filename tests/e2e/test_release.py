@@ -53,7 +53,7 @@ def _release_template() -> tuple[dict[str, Any], dict[str, Any]]:
 class Release:
     """The release state machine beside the training pipeline, and the fake serving stack."""
 
-    def __init__(self, pipeline, fake: FakeServingStack) -> None:
+    def __init__(self, pipeline, fake: FakeServingStack, *, stack_wait_seconds: int = 0) -> None:
         self.pipeline, self.fake = pipeline, fake
         self.sfn, self.ssm, self.sagemaker = pipeline.sfn, pipeline.ssm, pipeline.sagemaker
         template, logical = _release_template()
@@ -64,10 +64,11 @@ class Release:
             f"{logical['deploy_role']}.Arn": DEPLOY_ROLE,
         }
         self.definition = sfn_local.render_definition(template, values=exports)
-        # Test-only: the stack poll waits 0 s (the fake answers at once; moto waits for real).
-        for state in self.definition["States"].values():
+        # Test-only: the polls wait 0 s (the fake answers at once; moto waits for real), or
+        # `stack_wait_seconds` for the stack, to keep a release running while another starts.
+        for name, state in self.definition["States"].items():
             if state["Type"] == "Wait":
-                state["Seconds"] = 0
+                state["Seconds"] = stack_wait_seconds if name == "Wait for the stack" else 0
         self.arn = sfn_local.create_state_machine(self.sfn, self.definition, name="release")
 
     def train(self, accuracy: float = 0.9) -> int:
@@ -91,6 +92,11 @@ class Release:
 
     def decide(self, version: int, status: str) -> dict[str, Any]:
         """UpdateModelPackage (CLI or Studio), then the event EventBridge delivers; waits."""
+        execution = self.start_decision(version, status)
+        return sfn_local.wait_for_execution(self.sfn, execution, timeout=60)
+
+    def start_decision(self, version: int, status: str) -> str:
+        """As `decide`, without waiting: returns the release execution's ARN."""
         package = self.package(version)
         self.sagemaker.update_model_package(
             ModelPackageArn=package["ModelPackageArn"],
@@ -109,8 +115,7 @@ class Release:
                 "ModelApprovalStatus": status,
             },
         }
-        execution = sfn_local.start_execution(self.sfn, self.arn, event)
-        return sfn_local.wait_for_execution(self.sfn, execution, timeout=60)
+        return sfn_local.start_execution(self.sfn, self.arn, event)
 
     def record(self) -> str:
         name = release_parameter("grocery", "model-package-arn")
@@ -315,3 +320,29 @@ def test_an_event_for_the_version_already_released_changes_nothing(release):
     )
     assert sfn_local.wait_for_execution(release.sfn, execution)["status"] == "SUCCEEDED"
     assert len(release.fake.updates) == updates
+
+
+@pytest.fixture
+def slow_release(pipeline):
+    """A release whose stack update takes 2 s, long enough to start a second one meanwhile."""
+    fake = FakeServingStack(stack_name="Grocery-Serving", prefix="grocery", model_role=MODEL_ROLE)
+    with cloudformation_answered_by(fake):
+        yield Release(pipeline, fake, stack_wait_seconds=2)
+
+
+def test_a_release_started_while_another_runs_waits_for_it(slow_release):
+    release = slow_release
+    first, second = release.train(), release.train()
+
+    older = release.start_decision(first, "Approved")
+    newer = release.start_decision(second, "Approved")
+
+    older_result = sfn_local.wait_for_execution(release.sfn, older, timeout=60)
+    newer_result = sfn_local.wait_for_execution(release.sfn, newer, timeout=60)
+    assert older_result["status"] == newer_result["status"] == "SUCCEEDED"
+    assert "Wait for the older release" in sfn_local.state_sequence(release.sfn, newer)
+    assert "Wait for the older release" not in sfn_local.state_sequence(release.sfn, older)
+    # One stack update at a time, in the order the approvals came; the newer one serves.
+    assert len(release.fake.updates) == 2
+    assert release.served_model() == "grocery-classifier-v2"
+    assert release.record() == release.package(second)["ModelPackageArn"]

@@ -86,7 +86,7 @@ def session(aws_credentials):
             test="0.81",
         )
         session.client("ssm").put_parameter(
-            Name="/grocery/approved-model/model-name", Value="grocery-train-b-0", Type="String"
+            Name="/grocery/approved-model/model-name", Value="grocery-classifier-v2", Type="String"
         )
         yield session
 
@@ -96,7 +96,7 @@ def ns(**values) -> argparse.Namespace:
 
 
 def test_list_shows_versions_newest_first_with_metrics_and_what_is_served(session):
-    serve_on_endpoint(session, "grocery-train-a-0")
+    serve_on_endpoint(session, "grocery-classifier-v1")
     out = io.StringIO()
 
     assert run_list(ns(), session=session, out=out) == 0
@@ -150,12 +150,14 @@ def test_approve_and_reject_change_the_status(session):
     sagemaker = session.client("sagemaker")
     out = io.StringIO()
     assert (
-        run_update(ns(version=2, status="Approved", reason="looks good"), session=session, out=out)
+        run_update(
+            ns(version=2, status="Approved", reason="looks good", no_wait=True),
+            session=session,
+            out=out,
+        )
         == 0
     )
-    assert out.getvalue().startswith(
-        "version 2 (grocery-train-b-0): PendingManualApproval -> Approved\n"
-    )
+    assert out.getvalue().startswith("version 2: PendingManualApproval -> Approved\n")
     (newest, _) = sagemaker.list_model_packages(
         ModelPackageGroupName=GROUP, SortBy="CreationTime", SortOrder="Descending"
     )["ModelPackageSummaryList"]
@@ -164,7 +166,12 @@ def test_approve_and_reject_change_the_status(session):
     assert described["ApprovalDescription"] == "looks good"
 
     out = io.StringIO()
-    assert run_update(ns(version=1, status="Rejected", reason=""), session=session, out=out) == 0
+    assert (
+        run_update(
+            ns(version=1, status="Rejected", reason="", no_wait=True), session=session, out=out
+        )
+        == 0
+    )
     assert "Approved -> Rejected" in out.getvalue()
 
 

@@ -15,6 +15,7 @@ import grocery.__main__ as cli
 from grocery.errors import CommandError
 from grocery.promote import newest_approved, run
 from tests.support import sfn_local
+from tests.support.release_stand_in import FAILS, release_stack, releases
 
 GROUP = "grocery-classifier"
 IMAGE = "811284229777.dkr.ecr.us-east-1.amazonaws.com/image-classification:1"
@@ -30,27 +31,6 @@ def _register(sagemaker, status: str) -> str:
         },
         ModelApprovalStatus=status,
     )["ModelPackageArn"]
-
-
-def _release_stack(session, definition: dict) -> None:
-    """Grocery-Release with its output, its state machine standing in for the real one."""
-    machine = sfn_local.create_state_machine(
-        session.client("stepfunctions"), definition, name="grocery-release"
-    )
-    template = {
-        "Resources": {"Placeholder": {"Type": "AWS::SNS::Topic"}},
-        "Outputs": {"ReleaseStateMachineArn": {"Value": machine}},
-    }
-    session.client("cloudformation").create_stack(
-        StackName="Grocery-Release", TemplateBody=json.dumps(template)
-    )
-
-
-SUCCEEDS = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
-FAILS = {
-    "StartAt": "No",
-    "States": {"No": {"Type": "Fail", "Error": "ReleaseFailed", "Cause": "EndpointNotServing: x"}},
-}
 
 
 @pytest.fixture
@@ -70,14 +50,14 @@ def test_releases_the_newest_approved_version(session):
     _register(sagemaker, "Approved")
     newest = _register(sagemaker, "Approved")
     _register(sagemaker, "PendingManualApproval")
-    _release_stack(session, SUCCEEDS)
+    release_stack(session, releases(2))
     out = io.StringIO()
 
     assert run(args(), session=session, out=out, sleep=lambda _s: None) == 0
 
     text = out.getvalue()
     assert f"newest approved version: {newest}" in text
-    assert f"released {newest}" in text
+    assert "released version 2: the endpoint and batch serve grocery-classifier-v2" in text
     sfn = session.client("stepfunctions")
     (machine,) = sfn.list_state_machines()["stateMachines"]
     (execution,) = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
@@ -87,7 +67,7 @@ def test_releases_the_newest_approved_version(session):
 
 def test_a_failed_release_exits_1_with_its_cause(session):
     _register(session.client("sagemaker"), "Approved")
-    _release_stack(session, FAILS)
+    release_stack(session, FAILS)
     with pytest.raises(CommandError, match="release failed: EndpointNotServing: x") as error:
         run(args(), session=session, out=io.StringIO(), sleep=lambda _s: None)
     assert error.value.exit_code == 1

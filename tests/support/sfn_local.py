@@ -375,6 +375,14 @@ def state_sequence(sfn, execution_arn: str) -> list[str]:
 # --- moto gaps, patched for tests only ------------------------------------------------------
 
 
+def _pascal_case(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {f"{k[:1].upper()}{k[1:]}": _pascal_case(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_pascal_case(v) for v in value]
+    return value
+
+
 @contextlib.contextmanager
 def aws_sdk_like_aws():
     """Makes moto's `aws-sdk:*` tasks behave as Step Functions does where a definition relies on it.
@@ -383,6 +391,10 @@ def aws_sdk_like_aws():
       which breaks `States.StringToJson($.Body)`);
     - S3 errors are named `S3.<Name>Exception` (moto says `s3.`), so `Catch` on
       `S3.NoSuchKeyException` works as in AWS.
+    - `aws-sdk:sfn:*` takes and returns PascalCase names as Step Functions documents
+      ("Parameters in Step Functions are expressed in PascalCase, even if the native service
+      API is in camelCase", supported-services-awssdk.html); moto passes them through to the
+      camelCase Step Functions API unchanged.
     """
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_aws_sdk as aws_sdk,
@@ -391,8 +403,13 @@ def aws_sdk_like_aws():
     service = aws_sdk.StateTaskServiceAwsSdk
     original = service._eval_service_task
 
-    def eval_service_task(self, env, *args, **kwargs):
-        original(self, env, *args, **kwargs)
+    def eval_service_task(self, env, resource_runtime_part, parameters, *args, **kwargs):
+        camel = self.resource.api_name == "sfn"
+        if camel:
+            parameters = {f"{k[:1].lower()}{k[1:]}": v for k, v in parameters.items()}
+        original(self, env, resource_runtime_part, parameters, *args, **kwargs)
+        if camel:
+            env.stack[-1] = _pascal_case(env.stack[-1])
         response = env.stack[-1]
         if isinstance(response, dict):
             for key, value in list(response.items()):
