@@ -99,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace a previous prepare output in OUT (refuses if OUT holds other files)",
     )
+    prep.add_argument(
+        "--additions",
+        type=Path,
+        metavar="DIR",
+        help="also add the photos people labelled on the review page, from the folder "
+        "`python -m grocery review export --out DIR` wrote: verdict 'label' only, to the train "
+        "channel, except copies of validation/test images; sources.csv records where every "
+        "image came from",
+    )
     prep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     prep.set_defaults(handler=_run_prepare)
 
@@ -157,6 +166,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
             workers=args.workers,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            additions=args.additions,
         )
     )
     print(summary.line())

@@ -21,6 +21,7 @@ OUTPUT_ENTRIES = (
     manifest.LABELS,
     manifest.MANIFEST,
     manifest.REJECTED,
+    "sources.csv",  # with --additions: where each image came from (preprocessing/additions.py)
     STAGING,
 )
 

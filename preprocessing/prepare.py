@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from preprocessing import images, manifest, outdir, splits
+from preprocessing import additions, images, manifest, outdir, splits
 from preprocessing.errors import DatasetError, UserError
 from preprocessing.lst import write_lst
 from preprocessing.sources import GROCERY_LISTS, Item, Source, load_source
@@ -55,6 +55,7 @@ class Options:
     workers: int = field(default_factory=default_workers)
     overwrite: bool = False
     progress: bool = True
+    additions: Path | None = None  # a `grocery review export` folder (preprocessing/additions.py)
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Summary:
     excluded: int
     leakage: dict[str, int]
     seconds: float
+    additions: dict | None = None  # the manifest's `additions` section
 
     @property
     def images(self) -> int:
@@ -84,6 +86,7 @@ class Summary:
             f"{self.converted} | rejected {self.rejected}, excluded {self.excluded} "
             f"(see {manifest.REJECTED}) | leakage pairs {leaks}"
             + (f" ({leak_detail})" if leak_detail else "")
+            + (additions.line(self.additions) if self.additions else "")
             + f" | {self.seconds:.1f}s"
         )
 
@@ -93,7 +96,12 @@ def prepare(opts: Options) -> Summary:
     settings = _check_options(opts)
     out = outdir.check(opts.out, opts.source, opts.overwrite)  # refused before any work
     source, spec = _load(opts, out)
+    extra = additions.load(opts.additions, source.labels) if opts.additions else None
     items, rejected = _apply_pool(source, spec, opts.pool)
+    if extra:
+        additions.check_names(extra, items)
+        rejected.extend(extra.rejected)
+    every = items + (extra.items if extra else [])  # reviewed photos go straight to train/
     outdir.reset(out, opts.out)
     staging = out / STAGING
     # The official split knows each image's channel up front: write it in place. A percentage
@@ -110,19 +118,19 @@ def prepare(opts: Options) -> Summary:
         def target(index: int, item: Item) -> Path:
             return staging / f"{index}.jpg"
 
+    folders |= {(out / splits.TRAIN / i.out_name).parent for i in every[len(items) :]}
+
+    def place_at(index: int, item: Item) -> Path:
+        if item.origin == additions.ORIGIN:
+            return out / splits.TRAIN / item.out_name
+        return target(index, item)
+
     try:
         for folder in sorted(folders):
             folder.mkdir(parents=True, exist_ok=True)
-        results = _process_all(items, target, settings, opts)
-        usable: list[tuple[Item, str]] = []
-        counts = {images.COPIED: 0, images.CONVERTED: 0}
-        for item, result in zip(items, results, strict=True):
-            if result.status == images.REJECTED:
-                rejected.append((item.rel, result.reason, result.detail))
-            else:
-                counts[result.status] += 1
-                usable.append((item, result.sha256))
-        del results
+        usable, reviewed, counts = _sort(
+            every, _process_all(every, place_at, settings, opts), rejected
+        )
         placed = splits.assign(usable, spec, opts.seed, source.labels)
         if not spec.is_official:
             index_of = {id(item): index for index, item in enumerate(items)}
@@ -130,6 +138,10 @@ def prepare(opts: Options) -> Summary:
                 final = out / p.channel / p.item.out_name
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(target(index_of[id(p.item)], p.item), final)
+        if extra:  # after the split: the leakage check needs the validation/test images
+            kept, not_kept = additions.place(reviewed, placed, out)
+            placed += kept
+            rejected += not_kept
     except UserError as exc:  # a class without usable images...: OUT keeps rejected.csv only
         outdir.clear(out)
         raise outdir.failed(exc, out, rejected) from None
@@ -140,6 +152,7 @@ def prepare(opts: Options) -> Summary:
         shutil.rmtree(staging, ignore_errors=True)
     leaks = splits.find_leaks(placed)
     pairs = splits.leak_pairs(leaks)
+    section = additions.summary(extra, len(kept), rejected) if extra else None
     written = _write_metadata(
         out,
         source=source,
@@ -150,6 +163,8 @@ def prepare(opts: Options) -> Summary:
         rejected=rejected,
         counts=counts,
         leaks=leaks,
+        extra=extra,
+        section=section,
     )
     excluded = sum(1 for _, reason, _ in rejected if reason == NOT_IN_POOL)
     return Summary(
@@ -163,6 +178,7 @@ def prepare(opts: Options) -> Summary:
         excluded=excluded,
         leakage=pairs,
         seconds=time.perf_counter() - started,
+        additions=section,
     )
 
 
@@ -229,6 +245,23 @@ def _apply_pool(
     return items, rejected
 
 
+def _sort(
+    every: list[Item], results: list[images.Result], rejected: list[tuple[str, str, str]]
+) -> tuple[list[tuple[Item, str]], list[tuple[Item, str]], dict[str, int]]:
+    """(dataset images, reviewed photos) that conformed, with their sha256; the counts."""
+    usable: list[tuple[Item, str]] = []
+    reviewed: list[tuple[Item, str]] = []
+    counts = {images.COPIED: 0, images.CONVERTED: 0}
+    for item, result in zip(every, results, strict=True):
+        if result.status == images.REJECTED:
+            rejected.append((item.rel, result.reason, result.detail))
+        else:
+            counts[result.status] += 1
+            is_reviewed = item.origin == additions.ORIGIN
+            (reviewed if is_reviewed else usable).append((item, result.sha256))
+    return usable, reviewed, counts
+
+
 def conform_batch(
     batch: list[tuple[int, str, str]], settings: images.Settings
 ) -> list[tuple[int, images.Result]]:
@@ -286,6 +319,8 @@ def _write_metadata(
     rejected: list[tuple[str, str, str]],
     counts: dict[str, int],
     leaks: list[splits.Leak],
+    extra: additions.Additions | None = None,
+    section: dict | None = None,
 ) -> dict[str, int]:
     labels = source.labels
     by_channel: dict[str, list[splits.Placed]] = {ch: [] for ch in splits.CHANNELS}
@@ -360,6 +395,9 @@ def _write_metadata(
                 {"sha256": leak.sha256, **leak.channels} for leak in leaks[:MAX_LEAK_GROUPS]
             ],
         },
+        # Where every image came from (dataset path, or review decision): sources.csv.
+        "image_sources": additions.write_sources(out, placed, extra),
+        "additions": section,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     manifest.write_json(out / manifest.MANIFEST, payload)

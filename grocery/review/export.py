@@ -1,7 +1,7 @@
 """`python -m grocery review export --out DIR`: the reviewed photos as a local folder.
 
     DIR/decisions/<id>.json   every Decision, as saved in s3://<inference bucket>/review/decisions/
-    DIR/images/<id>.<ext>     the photo of every decision with verdict "label"
+    DIR/images/<id>.<suffix>  the photo of every decision with verdict "label"
 
 `python -m preprocessing prepare ... --additions DIR` reads this folder. Exporting first
 keeps prepare offline and reproducible (the folder is a snapshot; the photos the API kept
@@ -20,9 +20,8 @@ from botocore.exceptions import ClientError
 from grocery.aws import error_code
 from grocery_common import review_queue as rq
 
-DECISIONS = "decisions"
-IMAGES = "images"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+DECISIONS = rq.EXPORT_DECISIONS
+IMAGES = rq.EXPORT_IMAGES
 
 
 @dataclasses.dataclass
@@ -49,11 +48,6 @@ class ExportSummary:
                 f"{self.missing[0]}: prepare lists them in rejected.csv"
             )
         return text
-
-
-def image_name(decision: rq.Decision) -> str:
-    suffix = Path(decision.item.key).suffix.lower()
-    return f"{decision.id}{suffix if suffix in IMAGE_SUFFIXES else '.jpg'}"
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -85,7 +79,9 @@ def export(s3, bucket: str, out: Path) -> ExportSummary:
                 _write(local, body)
             summary.verdicts[decision.verdict] += 1
             if decision.verdict == rq.LABELLED:
-                _export_photo(s3, decision, out / IMAGES / image_name(decision), summary)
+                _export_photo(
+                    s3, decision, out / IMAGES / rq.exported_photo_name(decision), summary
+                )
     return summary
 
 

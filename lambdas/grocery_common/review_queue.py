@@ -211,6 +211,20 @@ class Decision:
         )
 
 
+# `python -m grocery review export --out DIR` writes, `prepare --additions DIR` reads:
+#     DIR/decisions/<id>.json   every Decision, as in review/decisions/
+#     DIR/images/<id><suffix>   the photo of every Decision with verdict "label"
+EXPORT_DECISIONS = "decisions"
+EXPORT_IMAGES = "images"
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def exported_photo_name(decision: Decision) -> str:
+    """`<id>.jpg|.jpeg|.png` after the photo's key (the API and batch take JPEG and PNG)."""
+    suffix = decision.item.key.rsplit("/", 1)[-1].rpartition(".")[2].lower()
+    return f"{decision.id}.{suffix}" if f".{suffix}" in PHOTO_SUFFIXES else f"{decision.id}.jpg"
+
+
 def top_k_of(pairs: Sequence[tuple[str, float]]) -> tuple[Guess, ...]:
     """[(label, confidence), ...] best first -> the item's top_k."""
     return tuple(Guess(label=label, confidence=float(c)) for label, c in pairs)

@@ -119,3 +119,12 @@ class TestDecision:
         data["label"] = 3
         with pytest.raises(rq.ReviewQueueError, match="'label' must be text"):
             rq.Decision.from_json(json.dumps(data))
+
+
+def test_exported_photo_names_keep_the_photo_format():
+    def decision(key: str) -> rq.Decision:
+        return rq.Decision("a1", rq.SKIPPED, None, "r", "2026-12-01T12:00:00Z", _item(key=key))
+
+    assert rq.exported_photo_name(decision("review/images/2026/12/01/a1.PNG")) == "a1.png"
+    assert rq.exported_photo_name(decision("incoming/b/shelf.jpeg")) == "a1.jpeg"
+    assert rq.exported_photo_name(decision("incoming/b/no-suffix")) == "a1.jpg"
