@@ -24,6 +24,7 @@ from aws_lambda_powertools import Logger
 
 from batch_decode.decoding import BatchToDecode, ResultWriter, decode_batch
 from batch_decode.outcome import judge, read_failure
+from batch_decode.review import BatchReview
 from grocery_common.batch_layout import parse_s3_uri, s3_uri
 from grocery_common.labels import parse_labels
 
@@ -60,6 +61,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             jsonl_path, bucket, keys["jsonl_key"], ExtraArgs={"ContentType": "application/x-ndjson"}
         )
         s3.upload_file(csv_path, bucket, keys["csv_key"], ExtraArgs={"ContentType": "text/csv"})
+        # Metrics and review queue from the rows just written; never fails the batch.
+        review = BatchReview.from_environment(
+            s3, batch_id=batch.batch_id, model_name=batch.model
+        ).record(jsonl_path)
     finally:
         writer.close()
     result = {
@@ -79,5 +84,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             deleted=summary.deleted,
         ).to_dict(),
     }
-    logger.info("batch decoded", extra={**result, "unmatched_outputs": summary.unmatched_outputs})
+    logger.info(
+        "batch decoded",
+        extra={
+            **result,
+            "unmatched_outputs": summary.unmatched_outputs,
+            "review": review.to_dict(),
+        },
+    )
     return result

@@ -52,6 +52,11 @@ from stacks.names import (
     RESULTS_PREFIX,
     approved_model_parameter,
 )
+from stacks.prediction_metrics import (
+    REVIEW_DECISIONS_PREFIX,
+    REVIEW_QUEUE_PREFIX,
+    review_environment,
+)
 
 DECODE_TIMEOUT = Duration.minutes(10)
 NO_MODEL_CAUSE = (
@@ -239,12 +244,18 @@ class BatchWorkflow(Construct):
             service="batch-decode",
             timeout=DECODE_TIMEOUT,
             memory_size=1024,
+            # Unsure rows are queued for review, every batch publishes confidence metrics.
+            environment=review_environment(
+                self._config.prefix, threshold=self._config.review_threshold
+            ),
         )
         role, bucket = function.role, self._bucket
         grant_objects(
             role, bucket, ["s3:GetObject"], [PREDICTIONS_PREFIX, BATCHES_PREFIX, INCOMING_PREFIX]
         )
-        grant_objects(role, bucket, ["s3:PutObject"], [RESULTS_PREFIX])
+        grant_objects(role, bucket, ["s3:PutObject"], [RESULTS_PREFIX, REVIEW_QUEUE_PREFIX])
+        # HEAD of review/decisions/<id>.json: a re-run does not re-queue a decided item.
+        grant_objects(role, bucket, ["s3:GetObject"], [REVIEW_DECISIONS_PREFIX])
         grant_list(role, bucket)
         # The approved model's labels.json, wherever the training pipeline keeps it.
         role.add_to_principal_policy(
@@ -268,6 +279,12 @@ class BatchWorkflow(Construct):
                 ),
                 bucket.arn_for_objects(f"{RESULTS_PREFIX}*"): (
                     "Writes results/<batch id>.jsonl and .csv; the batch id is new for each batch."
+                ),
+                bucket.arn_for_objects(f"{REVIEW_QUEUE_PREFIX}*"): (
+                    "Queues each unsure row as review/queue/b-<batch id>-<key hash>.json."
+                ),
+                bucket.arn_for_objects(f"{REVIEW_DECISIONS_PREFIX}*"): (
+                    "Checks whether an unsure row's item was already decided (HEAD)."
                 ),
                 **{
                     b.arn_for_objects("*labels.json"): (
