@@ -52,18 +52,16 @@ def no_logs(stubs: Stubs, job: str, *, group_exists: bool = True) -> None:
         )
 
 
-def metrics(stubs: Stubs, fixture: str | dict) -> None:
-    stubs.respond(
-        "cloudwatch",
-        "get_metric_data",
-        fixture,
-        {
-            "MetricDataQueries": ANY,
-            "StartTime": ANY,
-            "EndTime": ANY,
-            "ScanBy": "TimestampAscending",
-        },
-    )
+def metrics(stubs: Stubs, fixture: str | dict, token: str | None = None) -> None:
+    expected = {
+        "MetricDataQueries": ANY,
+        "StartTime": ANY,
+        "EndTime": ANY,
+        "ScanBy": "TimestampAscending",
+    }
+    if token:
+        expected["NextToken"] = token
+    stubs.respond("cloudwatch", "get_metric_data", fixture, expected)
 
 
 def tuning_run(stubs: Stubs) -> None:

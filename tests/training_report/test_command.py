@@ -281,3 +281,86 @@ def test_price_override_and_unknown_instance_type(stubs, tmp_path, capsys):
         field(capsys.readouterr().out, "cost")
         == f"${billed / 3600 * 37.688:.2f} (--price-per-hour)"
     )
+
+
+def test_failed_job_that_never_started(stubs, tmp_path, capsys):
+    job = load("job.describe_training_job.json", "sagemaker", "DescribeTrainingJob")
+    for key in (
+        "TrainingStartTime",
+        "TrainingEndTime",
+        "TrainingTimeInSeconds",
+        "BillableTimeInSeconds",
+        "FinalMetricDataList",
+    ):
+        del job[key]
+    reason = "CapacityError: Unable to provision requested ML compute capacity."
+    job.update(TrainingJobStatus="Failed", SecondaryStatus="Failed", FailureReason=reason)
+    stubs.respond("sagemaker", "describe_training_job", job, {"TrainingJobName": s.JOB})
+    s.no_logs(stubs, s.JOB)
+
+    assert cli.main(["training", "report", s.JOB, "--out", str(tmp_path)]) == 0
+
+    printed = capsys.readouterr().out
+    assert field(printed, "status") == f"Failed ({reason})"
+    assert field(printed, "billable time") == "-"
+    assert field(printed, "cost").startswith("- (")
+    assert "the job never started training" in printed
+
+
+def test_version_whose_job_is_gone_or_unnamed(stubs, tmp_path, capsys):
+    s.version_3(stubs)
+    stubs.error("sagemaker", "describe_training_job", "ValidationException", s.NOT_FOUND)
+    assert cli.main(["training", "report", "3", "--out", str(tmp_path)]) == 1
+    assert f"was trained by {s.BEST}, which SageMaker no longer knows" in capsys.readouterr().err
+
+    package = load("version.describe_model_package.json", "sagemaker", "DescribeModelPackage")
+    del package["CustomerMetadataProperties"]["training_job"]
+    stubs.respond("sagemaker", "list_model_packages", "version.list_model_packages.json")
+    stubs.respond("sagemaker", "describe_model_package", package)
+    assert cli.main(["training", "report", "3", "--out", str(tmp_path)]) == 1
+    assert "has no training_job metadata" in capsys.readouterr().err
+
+
+def test_pages_of_streams_and_metrics_are_all_read(stubs, tmp_path, capsys):
+    s.training_job(stubs, "job.describe_training_job.json", s.JOB)
+    request = {"logGroupName": "/aws/sagemaker/TrainingJobs", "logStreamNamePrefix": f"{s.JOB}/"}
+    stubs.respond("logs", "describe_log_streams", {"logStreams": [], "nextToken": "n1"}, request)
+    stubs.respond(
+        "logs", "describe_log_streams", {"logStreams": []}, {**request, "nextToken": "n1"}
+    )
+    recorded = load("job.get_metric_data.json", "cloudwatch", "GetMetricData")
+    first, second = (dict(recorded), dict(recorded))
+    first["NextToken"] = "m1"
+    first["MetricDataResults"] = [
+        {**r, "Timestamps": r["Timestamps"][:1], "Values": r["Values"][:1]}
+        for r in recorded["MetricDataResults"]
+    ]
+    second["MetricDataResults"] = [
+        {**r, "Timestamps": r["Timestamps"][1:], "Values": r["Values"][1:]}
+        for r in recorded["MetricDataResults"]
+    ]
+    s.metrics(stubs, first)
+    s.metrics(stubs, second, token="m1")
+
+    assert cli.main(["training", "report", s.JOB, "--out", str(tmp_path)]) == 0
+
+    rows = epoch_lines(capsys.readouterr().out)
+    assert [float(r[2]) for r in rows] == [
+        round(v, 3) for v in recorded["MetricDataResults"][1]["Values"]
+    ]
+
+
+@pytest.mark.parametrize("service", ["logs", "tuning"])
+def test_access_denied_is_reported_not_taken_for_missing_data(stubs, tmp_path, capsys, service):
+    if service == "logs":
+        s.training_job(stubs, "job.describe_training_job.json", s.JOB)
+        stubs.error("logs", "describe_log_streams", "AccessDeniedException", "not authorized")
+    else:
+        stubs.error("sagemaker", "describe_training_job", "ValidationException", s.NOT_FOUND)
+        stubs.error(
+            "sagemaker", "describe_hyper_parameter_tuning_job", "ThrottlingException", "slow down"
+        )
+
+    assert cli.main(["training", "report", s.JOB, "--out", str(tmp_path)]) != 0
+
+    assert capsys.readouterr().err.startswith("error: ")
