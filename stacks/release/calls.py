@@ -294,9 +294,11 @@ class Calls:
     # --- the serving stack -------------------------------------------------------------------
 
     def update_stack(self, scope: Construct):
-        # Previous template, every parameter UsePreviousValue: CloudFormation reads the
-        # SSM-typed parameters again on update (the release record), nothing else changes.
-        # https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_UpdateStack.html
+        # Previous template, every parameter UsePreviousValue: for an SSM-typed parameter that
+        # keeps the parameter *key*, "not its value. CloudFormation always fetches the latest
+        # values from Parameter Store when it updates stacks" (the release record), so nothing
+        # else changes. https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/
+        # systems-manager-parameter-types.html, and API_UpdateStack.html of the API reference.
         return self._task(
             scope,
             "Update serving stack",
