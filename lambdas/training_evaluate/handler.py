@@ -6,7 +6,8 @@ Input (built by the training state machine):
      "report": {"bucket", "key"},                        # evaluation.json beside the model
      "threshold": 0.75}
 Output: {"test_accuracy", "top5_accuracy", "images", "missing_predictions", "report_uri",
-"passed"}; the state machine gates on "passed".
+"passed"}; the state machine gates on "passed". The report also holds the version's
+drift baseline, `predicted_distribution` (grocery_common.drift).
 
 The transform job writes `<prefix><path relative to test/>.out` for every image it
 classified; each `.lst` line is `index<TAB>class id<TAB>path relative to test/`. Outputs
@@ -24,6 +25,7 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 
+from grocery_common.drift import BASELINE_FIELD, predicted_distribution
 from grocery_common.evaluation import Sample, evaluate
 from grocery_common.labels import parse_labels, parse_probabilities
 from grocery_common.transform_outputs import find_outputs
@@ -119,6 +121,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "truth": f"s3://{source['bucket']}/{source['lst_key']}",
         "predictions": f"s3://{where['bucket']}/{where['prefix']}",
         **metrics,
+        # The drift check's baseline (lambdas/drift_check): top-1 predictions per label of
+        # the images the model did classify. Inside the report, whose key the scorer's
+        # role may already write (a file beside it would need a new grant).
+        BASELINE_FIELD: predicted_distribution(
+            [ranking(p)[0] for p in predictions.values()], labels
+        ),
     }
     target = event["report"]
     s3.put_object(
