@@ -46,7 +46,7 @@ def moto_s3(aws_credentials):
 def review_server(moto_s3):
     app = ReviewApp(ReviewStore(moto_s3, BUCKET, reviewer="tester"), FixedLabels())
     server = ReviewServer(app)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server
     server.shutdown()
