@@ -15,16 +15,18 @@ from botocore.exceptions import ClientError
 
 from grocery.aws import error_code
 
-# SageMaker writes a training job's stdout/stderr to this group, one stream per instance (and
-# per container start) named `<job>/algo-<n>-<epoch seconds>`; the SageMaker Python SDK lists
-# them with logStreamNamePrefix=`<job>/`, as does AWS's own notebook reading the image
-# classification algorithm's `Validation-accuracy=` lines (amazon-sagemaker-examples,
-# ground_truth_demo_image_classification).
+# SageMaker writes a training job's stdout/stderr to this group; the SageMaker Python SDK
+# (session.py, logs_for_job) lists a job's streams with logStreamNamePrefix=`<job>/`, as does
+# AWS's notebook that reads the image-classification algorithm's `Validation-accuracy=` lines
+# (amazon-sagemaker-examples, ground_truth_demo_image_classification.ipynb). The streams are
+# named `<job>/algo-<n>-<epoch seconds>` (one per instance and container start); that name
+# pattern is not in the AWS guides, so any other name under `<job>/` is read too.
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-# Algorithm metrics (train:accuracy, validation:accuracy) are published to this namespace
-# with the dimension TrainingJobName (the SageMaker Python SDK's TrainingJobAnalytics);
-# Host=<job>/algo-1 is the dimension of the instance metrics (CPUUtilization, ...).
-# https://docs.aws.amazon.com/sagemaker/latest/dg/training-metrics.html
+# SageMaker publishes the algorithm's metrics (train:accuracy, validation:accuracy) to
+# CloudWatch (https://docs.aws.amazon.com/sagemaker/latest/dg/training-metrics.html); the
+# SageMaker Python SDK reads them from this namespace with the dimension TrainingJobName
+# (analytics.py, TrainingJobAnalytics._fetch_metric). Host=<job>/algo-1 is the dimension of
+# the instance metrics (CPUUtilization, GPUUtilization, ...), not of these.
 METRIC_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 METRICS = {"train": "train:accuracy", "validation": "validation:accuracy"}
 FIRST_HOST = "algo-1"
