@@ -96,6 +96,7 @@ class ReviewStore:
         self.session_id = uuid.uuid4().hex  # tells this server's claims from a namesake's
         self._decisions: dict[str, tuple[bool, bool]] = {}  # id -> (labelled, agreed)
         self._held: set[str] = set()  # items this session has claimed and not decided
+        self.unreadable: set[str] = set()  # queue objects that are not a ReviewItem
 
     # ------------------------------------------------------------------ listing
 
@@ -206,15 +207,20 @@ class ReviewStore:
         self.s3.delete_object(Bucket=self.bucket, Key=rq.claim_key(item_id))
         self._held.discard(item_id)
 
-    def claim_next(self, *, skip: frozenset[str] = frozenset()) -> Claimed | None:
+    def claim_next(self) -> Claimed | None:
         """The oldest queued item nobody else holds, claimed for this reviewer; None if none."""
         for item_id in self.queued_ids():
-            if item_id in skip or not self.claim(item_id):
+            if item_id in self.unreadable or not self.claim(item_id):
                 continue
             if self._decided(item_id):  # decided, but its queue object outlived a crash
                 self._forget(item_id)
                 continue
-            item = self._item(item_id)
+            try:
+                item = self._item(item_id)
+            except rq.ReviewQueueError:  # a writer's bug: not this reviewer's to fix, skip it
+                self.unreadable.add(item_id)
+                self.release(item_id)
+                continue
             if item is None:  # decided and removed meanwhile
                 self._forget(item_id)
                 continue

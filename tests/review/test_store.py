@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from grocery.review.store import AlreadyDecidedError, ReviewStore, s3_client
@@ -140,3 +141,64 @@ def test_progress_counts_done_left_and_agreement(s3, clock):
         "agreed": 1,  # Banana was the model's top-1, Oatghurt its third guess
         "agreement": 0.5,
     }
+
+
+class Flaky:
+    """The moto client, with chosen calls answering an S3 error code once."""
+
+    def __init__(self, s3, **failures: str) -> None:
+        self._s3 = s3
+        self._failures = dict(failures)
+
+    def __getattr__(self, name):
+        call = getattr(self._s3, name)
+        code = self._failures.pop(name, None)
+        if code is None:
+            return call
+
+        def fail(**kwargs):
+            raise ClientError({"Error": {"Code": code, "Message": code}}, name)
+
+        return fail
+
+
+def test_a_claim_deleted_between_two_requests_is_created_again(s3, clock):
+    (held,) = queue(s3, 1)
+    alice = store(s3, clock, "alice")
+    alice.claim_next()
+    bob = store(Flaky(s3, get_object="NoSuchKey"), clock, "bob")
+    s3.delete_object(Bucket=BUCKET, Key=rq.claim_key(held.id))  # alice's claim went meanwhile
+    assert bob.claim(held.id)
+
+
+def test_an_unreadable_claim_counts_as_expired(s3, clock):
+    (held,) = queue(s3, 1)
+    s3.put_object(Bucket=BUCKET, Key=rq.claim_key(held.id), Body=b"not json")
+    assert store(s3, clock, "bob").claim_next().item == held
+
+
+def test_an_unreadable_queue_object_is_passed_over(s3, clock):
+    items = queue(s3, 2)
+    s3.put_object(Bucket=BUCKET, Key=rq.queue_key(items[0].id), Body=b'{"id": "x"}')
+    alice = store(s3, clock, "alice")
+    assert alice.claim_next().item == items[1]
+    assert alice.unreadable == {items[0].id}
+    assert keys(s3, rq.CLAIMS_PREFIX) == [rq.claim_key(items[1].id)]
+
+
+def test_an_item_decided_meanwhile_is_passed_over(s3, clock):
+    items = queue(s3, 2)
+    s3.delete_object(Bucket=BUCKET, Key=rq.queue_key(items[0].id))
+    alice = store(Flaky(s3, list_objects_v2="unused"), clock, "alice")
+    alice.queued_ids = lambda: [items[0].id, items[1].id]  # listed before it was removed
+    assert alice.claim_next().item == items[1]
+    assert keys(s3, rq.CLAIMS_PREFIX) == [rq.claim_key(items[1].id)]
+
+
+@pytest.mark.parametrize("call", ["put_object", "get_object", "head_object"])
+def test_other_s3_errors_are_not_taken_for_a_lost_race(s3, clock, call):
+    (held,) = queue(s3, 1)
+    if call == "get_object":  # a claim exists: reading it is refused
+        s3.put_object(Bucket=BUCKET, Key=rq.claim_key(held.id), Body=b"{}")
+    with pytest.raises(ClientError, match="AccessDenied"):
+        store(Flaky(s3, **{call: "AccessDenied"}), clock, "bob").claim_next()
