@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from stacks.image_uri import supported_regions
+from stacks.serving.mode_config import check_serving
 
 # The built-in image-classification algorithm trains on GPU instances only.
 GPU_TRAINING_FAMILIES = ("p2", "p3", "p3dn", "p4d", "p5", "g4dn", "g5", "g6")
@@ -85,6 +86,16 @@ class Config:
     endpoint_min_instances: int = 1
     endpoint_max_instances: int = 2
     endpoint_invocations_per_instance_target: int = 100
+    # How the model is served (docs/serving.md, "Serving modes"; costs: docs/costs.md):
+    # "realtime" instances, "serverless" (memory and concurrency below) or "async".
+    serving_mode: str = "realtime"
+    serverless_memory_mb: int = 3072
+    serverless_max_concurrency: int = 5
+    # Real-time only: in-service hours (UTC), e.g. "8-18 MON-FRI"; outside them the
+    # endpoint scales down to 1 instance. Empty: always at its configured capacity.
+    endpoint_schedule: str = ""
+    # An AWS Budgets cost budget (USD a month) alerting the topic; 0 = none.
+    monthly_budget_usd: float = 0.0
     transform_instance_type: str = "ml.m4.xlarge"
     batch_window_seconds: int = 300
     batch_max_images: int = 500
@@ -296,6 +307,13 @@ def _check_review(c: Config) -> None:
         )
 
 
+def _check_serving(c: Config) -> None:
+    try:
+        check_serving(c)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def _check_email(c: Config) -> None:
     if c.alarm_email and not _EMAIL_PATTERN.match(c.alarm_email):
         raise _fail("alarm_email", c.alarm_email, "use one e-mail address, or leave it empty")
@@ -306,6 +324,7 @@ _CHECKS: tuple[Callable[[Config], None], ...] = (
     _check_region,
     _check_instances,
     _check_positive,
+    _check_serving,
     _check_threshold,
     _check_hyperparameters,
     _check_email,

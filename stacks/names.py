@@ -6,6 +6,12 @@ from __future__ import annotations
 INCOMING_PREFIX = "incoming/"
 PREDICTIONS_PREFIX = "predictions/"
 RESULTS_PREFIX = "results/"
+# Asynchronous serving (serving_mode=async): the API writes each request's image and its
+# record under async-input/<id>/; SageMaker writes the answer under async-output/ or, when
+# the model fails, async-failures/ (the endpoint config's S3OutputPath / S3FailurePath).
+ASYNC_INPUT_PREFIX = "async-input/"
+ASYNC_OUTPUT_PREFIX = "async-output/"
+ASYNC_FAILURES_PREFIX = "async-failures/"
 
 
 def stack_name(prefix: str, part: str) -> str:

@@ -9,7 +9,9 @@ from constructs import Construct
 from stacks.config import Config
 from stacks.serving.api import ClassifyApi
 from stacks.serving.approved_model import ApprovedModel
+from stacks.serving.classify_modes import ClassifyModes
 from stacks.serving.endpoint import ClassifierEndpoint
+from stacks.serving.mode_config import SERVERLESS
 from stacks.storage_stack import StorageStack
 
 
@@ -32,7 +34,11 @@ class ServingStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.model = ApprovedModel(
-            self, "ApprovedModel", prefix=config.prefix, model_role=model_role
+            self,
+            "ApprovedModel",
+            prefix=config.prefix,
+            model_role=model_role,
+            network_isolation=config.serving_mode != SERVERLESS,
         )
         self.classifier = ClassifierEndpoint(
             self,
@@ -42,6 +48,7 @@ class ServingStack(Stack):
             key=storage.key,
             topic=storage.topic,
             model_role=model_role,
+            inference=storage.inference,
         )
         self.api = ClassifyApi(
             self,
@@ -51,6 +58,16 @@ class ServingStack(Stack):
             endpoint=self.classifier,
             key=storage.key,
             topic=storage.topic,
+        )
+        # What the serving mode changes in the API: its environment, grants and routes.
+        self.modes = ClassifyModes(
+            self,
+            "Modes",
+            config=config,
+            api=self.api,
+            endpoint=self.classifier,
+            inference=storage.inference,
+            key=storage.key,
         )
         # A plain string (not a token of the conditional endpoint): safe to use anywhere.
         self.endpoint_name: str = self.classifier.endpoint_name
@@ -63,7 +80,8 @@ class ServingStack(Stack):
             # The fixed name, not the conditional resource's attribute (outputs are only
             # visible once the deploy, which creates the endpoint, has finished).
             value=self.model.when_approved(self.endpoint_name),
-            description="The real-time endpoint ('none' until a model is approved and promoted)",
+            description=f"The {config.serving_mode} endpoint ('none' until a model is approved "
+            "and released)",
         )
         CfnOutput(
             self,

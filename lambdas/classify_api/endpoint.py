@@ -1,4 +1,5 @@
-"""Invokes the real-time endpoint and turns its failures into answers a client can act on."""
+"""Invokes the endpoint (InvokeEndpoint; InvokeEndpointAsync in async mode) and turns its
+failures into answers a client can act on."""
 
 from __future__ import annotations
 
@@ -46,6 +47,35 @@ def invoke(client: Any, *, endpoint_name: str, image: bytes, content_type: str) 
         raise HttpError(
             502, "endpoint_error", "calling the endpoint failed; retry", retryable=True
         ) from error
+
+
+def invoke_async(
+    client: Any, *, endpoint_name: str, input_location: str, content_type: str, inference_id: str
+) -> dict[str, str]:
+    """Queues one request (serving_mode=async): {'output', 'failure'} S3 URIs of its answer.
+
+    The image is already in S3 (InputLocation): bodies inline are limited to 128,000 bytes.
+    https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-invoke-endpoint.html
+    """
+    try:
+        response = client.invoke_endpoint_async(
+            EndpointName=endpoint_name,
+            InputLocation=input_location,
+            ContentType=content_type,
+            Accept="application/json",
+            InferenceId=inference_id,
+        )
+    except ClientError as error:
+        raise _from_client_error(error, endpoint_name) from error
+    except (ReadTimeoutError, ConnectTimeoutError, BotoConnectionError) as error:
+        raise HttpError(
+            503, "endpoint_timeout", "the endpoint did not answer in time; retry", retry_after=5
+        ) from error
+    except BotoCoreError as error:
+        raise HttpError(
+            502, "endpoint_error", "calling the endpoint failed; retry", retryable=True
+        ) from error
+    return {"output": response["OutputLocation"], "failure": response.get("FailureLocation", "")}
 
 
 def _from_client_error(error: ClientError, endpoint_name: str) -> HttpError:

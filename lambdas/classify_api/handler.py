@@ -19,9 +19,11 @@ import boto3
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from classify_api.async_requests import AsyncRequests
 from classify_api.endpoint import RUNTIME_CLIENT_CONFIG, invoke
 from classify_api.errors import HttpError
 from classify_api.labels_store import S3_CLIENT_CONFIG, LabelsStore
+from classify_api.modes import ASYNC, check_payload, is_result_request, serving_mode
 from classify_api.request import parse_request
 from classify_api.review import PredictionRecorder
 from grocery_common.labels import DEFAULT_TOP_K, LabelError, decode, parse_probabilities
@@ -69,6 +71,19 @@ class Classifier:
         self.labels = LabelsStore(s3, settings.labels_uri)
         # Confidence metrics always; the review queue only when the environment enables it.
         self.recorder = recorder or PredictionRecorder.from_environment()
+        # SERVING_MODE (classify_api.modes): async queues requests instead of invoking.
+        self.mode = serving_mode()
+        self.queue = (
+            AsyncRequests(
+                s3=s3,
+                runtime=runtime,
+                bucket=os.environ.get("INFERENCE_BUCKET", ""),
+                endpoint_name=settings.endpoint_name,
+            )
+            if self.mode == ASYNC
+            else None
+        )
+        self._s3 = s3
 
     @classmethod
     def from_environment(cls) -> Classifier:
@@ -79,7 +94,12 @@ class Classifier:
             s3=boto3.client("s3", config=S3_CLIENT_CONFIG),
         )
 
+    def _labels_of(self, uri: str) -> list[str]:
+        return self.labels.get() if uri == self.labels.uri else LabelsStore(self._s3, uri).get()
+
     def classify(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        if self.queue and is_result_request(event):
+            return self.queue.result(event, self._labels_of)
         request = parse_request(event, default_top_k=self.settings.default_top_k)
         if not self.settings.has_model:
             raise HttpError(
@@ -87,6 +107,11 @@ class Classifier:
                 "no_approved_model",
                 "no approved model yet: run the training pipeline, then promote the model "
                 "(python -m grocery promote)",
+            )
+        check_payload(self.mode, request.image)
+        if self.queue:
+            return self.queue.submit(
+                request, model=self.settings.model_name, labels_uri=self.settings.labels_uri
             )
         labels = self.labels.get()
         started = time.perf_counter()
@@ -180,4 +205,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             HttpError(500, "internal_error", "internal error; operators: see the API's logs")
         )
     metrics.add_metric("Classified", MetricUnit.Count, 1)
-    return _response(200, answer)
+    # async mode: 202 (queued) until the answer is in S3 (classify_api.modes.Accepted).
+    status = getattr(answer, "status", 200)
+    retry = {"Retry-After": str(answer.retry_after)} if status == 202 else None
+    return _response(status, answer, retry)

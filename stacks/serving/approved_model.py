@@ -9,6 +9,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stacks.constructs.acknowledge import skip_checkov
 from stacks.names import NO_APPROVED_MODEL, model_package_group, release_parameter
 
 SSM_STRING = "AWS::SSM::Parameter::Value<String>"
@@ -25,7 +26,13 @@ class ApprovedModel(Construct):
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, prefix: str, model_role: iam.IRole
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        prefix: str,
+        model_role: iam.IRole,
+        network_isolation: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self.package_parameter = CfnParameter(
@@ -68,9 +75,19 @@ class ApprovedModel(Construct):
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 model_package_name=self.package_arn
             ),
-            enable_network_isolation=True,
+            # Serverless Inference does not support network isolation (its feature
+            # exclusions, https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html).
+            enable_network_isolation=network_isolation,
         )
         self.model.cfn_options.condition = self.condition
+        if not network_isolation:
+            skip_checkov(
+                self.model,
+                "CKV_AWS_370",
+                "serving_mode=serverless: Serverless Inference does not support network "
+                "isolation (SageMaker feature exclusions); the model still runs without a VPC "
+                "and reads only its own artifact with the model role.",
+            )
         # Unconditional readers get the name through Fn::If (also orders them after it).
         self.model_name = self.when_approved(self.model.attr_model_name)
 

@@ -1,10 +1,22 @@
-"""The real-time endpoint: its config (instance type, KMS), blue/green updates, auto scaling."""
+"""The endpoint in each serving mode: its config, blue/green updates, scaling.
+
+realtime: instances (type, KMS volume key), blue/green + alarm rollback, target tracking
+  on invocations per instance, an optional schedule.
+serverless: ServerlessConfig (memory, max concurrency); no KMS key, instance type or
+  scaling (SageMaker scales it, to zero when idle); blue/green + alarm rollback kept
+  (deployment guardrails exclude serverless from rolling updates only).
+async: instances with AsyncInferenceConfig (stacks/serving/async_inference.py), scaling to
+  zero and back; blue/green + alarm rollback kept.
+https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html
+https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html
+"""
 
 from __future__ import annotations
 
 from aws_cdk import aws_applicationautoscaling as autoscaling
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
@@ -13,7 +25,14 @@ from stacks.config import Config
 from stacks.instance_storage import has_instance_storage
 from stacks.serving.alarms import EndpointAlarms
 from stacks.serving.approved_model import ApprovedModel
+from stacks.serving.async_inference import (
+    ScaleToZero,
+    allow_async_io,
+    async_inference_config,
+)
+from stacks.serving.mode_config import ASYNC, REALTIME, SERVERLESS, parse_schedule
 from stacks.serving.names import VARIANT_NAME, endpoint_name
+from stacks.serving.schedule import scheduled_actions
 
 # Blue/green, all at once: the new fleet takes all traffic, then bakes this long while the
 # alarms watch it; an alarm in that window rolls traffic back to the old fleet.
@@ -41,9 +60,11 @@ class ClassifierEndpoint(Construct):
         key: kms.IKey,
         topic: sns.ITopic,
         model_role: iam.IRole | None = None,
+        inference: s3.IBucket | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.endpoint_name = endpoint_name(config.prefix)
+        self.mode = config.serving_mode
         condition = model.condition
 
         self.alarms = EndpointAlarms(
@@ -52,20 +73,16 @@ class ClassifierEndpoint(Construct):
         self.endpoint_config = sagemaker.CfnEndpointConfig(
             self,
             "Config",
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=VARIANT_NAME,
-                    model_name=model.model.attr_model_name,
-                    instance_type=config.endpoint_instance_type,
-                    initial_instance_count=config.endpoint_min_instances,
-                    initial_variant_weight=1.0,
-                )
-            ],
+            production_variants=[self._variant(config, model)],
             # Named after the version: a new release replaces the config (update in place
             # of the endpoint), and the release role can be scoped to these names.
             endpoint_config_name=model.resource_name,
-            # SageMaker refuses KmsKeyId on types with local NVMe storage (hardware-encrypted).
-            kms_key_id=None if has_instance_storage(config.endpoint_instance_type) else key.key_arn,
+            kms_key_id=self._volume_key(config, key),
+            async_inference_config=(
+                async_inference_config(bucket=inference, key=key, topic=topic)
+                if self.mode == ASYNC
+                else None
+            ),
         )
         self.endpoint = sagemaker.CfnEndpoint(
             self,
@@ -74,7 +91,8 @@ class ClassifierEndpoint(Construct):
             endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
             # Keep the instance count Application Auto Scaling chose, whatever the new
             # config's initial count says (AWS: "Update endpoints that use auto scaling").
-            retain_all_variant_properties=True,
+            # Serverless has no instance count to keep, and must take a new memory size.
+            retain_all_variant_properties=self.mode != SERVERLESS,
             deployment_config=sagemaker.CfnEndpoint.DeploymentConfigProperty(
                 blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
                     traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
@@ -90,26 +108,80 @@ class ClassifierEndpoint(Construct):
                 ),
             ),
         )
-        self.scaling = self._auto_scaling(config) if self._scales(config) else None
+        self.scaling = (
+            self._auto_scaling(config) if self.mode == REALTIME and self._scales(config) else None
+        )
+        self.scale_to_zero = (
+            ScaleToZero(
+                self,
+                "ScaleToZero",
+                endpoint=self.endpoint,
+                endpoint_name=self.endpoint_name,
+                variant_name=VARIANT_NAME,
+                max_instances=config.endpoint_max_instances,
+            )
+            if self.mode == ASYNC
+            else None
+        )
         self.rollback_policy = self._allow_rollback_checks(model_role) if model_role else None
+        self.async_io_policy = (
+            allow_async_io(self, model_role=model_role, bucket=inference, key=key, topic=topic)
+            if self.mode == ASYNC and model_role
+            else None
+        )
 
         resources = [self.endpoint_config, self.endpoint]
         if self.scaling:
-            resources += list(self.scaling)
-        if self.rollback_policy:
-            resources.append(self.rollback_policy.node.default_child)
+            resources += [part for part in self.scaling if part is not None]
+        if self.scale_to_zero:
+            resources += self.scale_to_zero.resources
+        for policy in (self.rollback_policy, self.async_io_policy):
+            if policy:
+                resources.append(policy.node.default_child)
         for resource in resources:
             resource.cfn_options.condition = condition
+
+    @staticmethod
+    def _variant(
+        config: Config, model: ApprovedModel
+    ) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
+        if config.serving_mode == SERVERLESS:
+            return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                variant_name=VARIANT_NAME,
+                model_name=model.model.attr_model_name,
+                serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                    memory_size_in_mb=config.serverless_memory_mb,
+                    max_concurrency=config.serverless_max_concurrency,
+                ),
+            )
+        return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=VARIANT_NAME,
+            model_name=model.model.attr_model_name,
+            instance_type=config.endpoint_instance_type,
+            initial_instance_count=config.endpoint_min_instances,
+            initial_variant_weight=1.0,
+        )
+
+    @staticmethod
+    def _volume_key(config: Config, key: kms.IKey) -> str | None:
+        # Serverless Inference takes no KMS key (feature exclusions, serverless-endpoints.html);
+        # SageMaker refuses KmsKeyId on types with local NVMe storage (hardware-encrypted).
+        if config.serving_mode == SERVERLESS or has_instance_storage(config.endpoint_instance_type):
+            return None
+        return key.key_arn
 
     @staticmethod
     def _scales(config: Config) -> bool:
         # min == max leaves nothing to scale, and is also how to change the instance type:
         # AWS rejects an UpdateEndpoint that changes the instance type of a scalable target.
-        return config.endpoint_max_instances > config.endpoint_min_instances
+        # A schedule needs the scalable target (its actions change min and max).
+        return config.endpoint_max_instances > config.endpoint_min_instances or bool(
+            config.endpoint_schedule
+        )
 
     def _auto_scaling(
         self, config: Config
-    ) -> tuple[autoscaling.CfnScalableTarget, autoscaling.CfnScalingPolicy]:
+    ) -> tuple[autoscaling.CfnScalableTarget, autoscaling.CfnScalingPolicy | None]:
         # No RoleARN: Application Auto Scaling uses its service-linked role for SageMaker.
         target = autoscaling.CfnScalableTarget(
             self,
@@ -121,6 +193,16 @@ class ClassifierEndpoint(Construct):
             min_capacity=config.endpoint_min_instances,
             max_capacity=config.endpoint_max_instances,
         )
+        schedule = parse_schedule(config.endpoint_schedule)
+        if schedule:
+            target.scheduled_actions = scheduled_actions(
+                schedule,
+                endpoint_name=self.endpoint_name,
+                min_instances=config.endpoint_min_instances,
+                max_instances=config.endpoint_max_instances,
+            )
+        if config.endpoint_max_instances == config.endpoint_min_instances:
+            return target, None
         policy = autoscaling.CfnScalingPolicy(
             self,
             "InvocationsPerInstance",

@@ -79,11 +79,22 @@ def load_document(path: Path = CALLS_FILE) -> dict[str, Any]:
     return yaml.safe_load(path.read_text())
 
 
-def listed_calls(document: Mapping[str, Any], model: AccessModel) -> list[Call]:
-    """Every call of calls.yaml's `calls:` and `denied:` sections, placeholders rendered."""
+def applies(entry: Mapping[str, Any], config: Mapping[str, str]) -> bool:
+    """An entry with `only_with: {key: value}` (e.g. serving_mode: async) is a call of
+    deployments built with that config only (tests/infrastructure/test_serving_modes.py)."""
+    return all(str(config.get(k)) == str(v) for k, v in (entry.get("only_with") or {}).items())
+
+
+def listed_calls(
+    document: Mapping[str, Any], model: AccessModel, config: Mapping[str, str] | None = None
+) -> list[Call]:
+    """Every call of calls.yaml's `calls:` and `denied:` sections that applies to a
+    deployment built with `config` (the default app: {}), placeholders rendered."""
     calls = []
     for section, expect in (("calls", ALLOWED), ("denied", DENIED)):
         for entry in document.get(section, []):
+            if not applies(entry, config or {}):
+                continue
             calls.append(
                 Call(
                     id=entry["id"],

@@ -110,6 +110,11 @@ def _endpoint_config(lid: str, props: Mapping[str, Any]) -> tuple[str, dict[str,
     return _arn("sagemaker", f"endpoint-config/{name.lower()}"), {"EndpointConfigName": name}
 
 
+def _model(lid: str, props: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    name = _name(props, "ModelName", lid)
+    return _arn("sagemaker", f"model/{name.lower()}"), {"ModelName": name}
+
+
 def _rest_api(lid: str, props: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
     api_id = lid.lower()[:10]
     return api_id, {"RootResourceId": f"{api_id}root", "RestApiId": api_id}
@@ -132,6 +137,7 @@ PHYSICAL: dict[str, Physical] = {
     "AWS::CloudWatch::Alarm": _alarm,
     "AWS::SageMaker::Endpoint": _endpoint,
     "AWS::SageMaker::EndpointConfig": _endpoint_config,
+    "AWS::SageMaker::Model": _model,
     "AWS::ApiGateway::RestApi": _rest_api,
 }
 # Names that are properties of the resource itself (resolved before the name is taken).
@@ -147,6 +153,7 @@ _NAME_PROPERTIES = (
     "AlarmName",
     "EndpointName",
     "EndpointConfigName",
+    "ModelName",
 )
 
 
