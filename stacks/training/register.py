@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from stacks.config import Config
 from stacks.names import (
     METADATA_DATASET_MANIFEST,
     METADATA_LABELS_URI,
@@ -31,7 +29,8 @@ from stacks.names import (
     METADATA_VALIDATION_ACCURACY,
     model_package_group,
 )
-from stacks.training.names import MANIFEST_FILE, TRAINING_JOBS_PREFIX
+from stacks.training.common import Stage, retry_throttling
+from stacks.training.names import LABELS_FILE, MANIFEST_FILE, TRAINING_JOBS_PREFIX
 
 METRICS_FILE = "metrics.json"
 # What the algorithm's inference accepts, and what it answers (a JSON list of probabilities).
@@ -62,27 +61,63 @@ def package_arns(scope: Construct, prefix: str) -> list[str]:
     ]
 
 
+def prepare(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
+    """ "Describe model" (what registration and the notification need, from `$.training`)
+    -> "Copy labels beside model" (training-jobs/<job>/labels.json) -> `then`."""
+    res = stage.res
+    artifacts, data = res.artifacts.bucket_name, res.training_data.bucket_name
+    job = sfn.JsonPath.string_at("$.training.TrainingJobName")
+    describe = sfn.Pass(
+        stage.scope,
+        "Describe model",
+        comment="Everything the registration steps and the notification need",
+        parameters={
+            "training_job": job,
+            "artifact": sfn.JsonPath.string_at("$.training.ModelArtifacts.S3ModelArtifacts"),
+            "validation_accuracy": sfn.JsonPath.number_at("$.metrics.validation_accuracy[0]"),
+            "accuracy_threshold": stage.config.accuracy_threshold,
+            "dataset": sfn.JsonPath.string_at("$.dataset"),
+            "labels_source": sfn.JsonPath.format(
+                f"{data}/{{}}{LABELS_FILE}", sfn.JsonPath.string_at("$.dataset")
+            ),
+            "labels_key": sfn.JsonPath.format(f"{TRAINING_JOBS_PREFIX}{{}}/{LABELS_FILE}", job),
+            "labels_uri": sfn.JsonPath.format(
+                f"s3://{artifacts}/{TRAINING_JOBS_PREFIX}{{}}/{LABELS_FILE}", job
+            ),
+        },
+    )
+    copy_labels = tasks.CallAwsService(
+        stage.scope,
+        "Copy labels beside model",
+        service="s3",
+        action="copyObject",
+        parameters={
+            "Bucket": artifacts,
+            "Key": sfn.JsonPath.string_at("$.labels_key"),
+            "CopySource": sfn.JsonPath.string_at("$.labels_source"),
+        },
+        # CopyObject is authorized as GetObject on the source ("Read labels" grants it)
+        # and PutObject on the target.
+        iam_action="s3:PutObject",
+        iam_resources=[res.artifacts.arn_for_objects(f"{TRAINING_JOBS_PREFIX}*/{LABELS_FILE}")],
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    retry_throttling(copy_labels, "s3")
+    stage.catch(copy_labels)
+    return describe.next(copy_labels).next(then)
+
+
 class Registration(Construct):
     """The three registration states; `self.chain` starts with the first and ends with the
     registration, whose result is `$.model_package` = {"arn", "version"}."""
 
-    def __init__(
-        self,
-        scope: Construct,
-        construct_id: str,
-        *,
-        config: Config,
-        artifacts: s3.IBucket,
-        training_data: s3.IBucket,
-        image_uri: str,
-        catch: sfn.IChainable,
-        failure_path: str,
-    ) -> None:
-        super().__init__(scope, construct_id)
+    def __init__(self, stage: Stage, construct_id: str) -> None:
+        super().__init__(stage.scope, construct_id)
+        scope, config, artifacts = stage.scope, stage.config, stage.res.artifacts
         self.config = config
         self.artifacts = artifacts
-        self.training_data = training_data
-        self.image_uri = image_uri
+        self.training_data = stage.res.training_data
+        self.image_uri = stage.res.image_uri
         self.gated = config.test_accuracy_threshold > 0
 
         collect = sfn.Pass(
@@ -135,7 +170,7 @@ class Registration(Construct):
                 max_attempts=5,
                 jitter_strategy=sfn.JitterType.FULL,
             )
-            state.add_catch(catch, errors=["States.ALL"], result_path=failure_path)
+            stage.catch(state)
         self.chain = sfn.Chain.start(collect).next(write).next(register)
 
     def metrics_uri(self) -> str:
@@ -207,41 +242,3 @@ def grant_registration(role: iam.IRole, scope: Construct, prefix: str) -> None:
             resources=package_arns(scope, prefix),
         )
     )
-
-
-def success_message(config: Config) -> str:
-    """The success notification: the registered version, its metrics and provenance."""
-    status = config.model_approval_status
-    then = (
-        "It is approved; `python -m grocery promote` serves it."
-        if status == "Approved"
-        else "It waits for approval: `python -m grocery models approve {}`."
-    )
-    text = (
-        "Model {} is registered as version {} of model package group "
-        f"{model_package_group(config.prefix)} ({status}): validation:accuracy {{}} "
-        "(threshold {}). Training job {}, artifact {}, labels {}, dataset {}."
-    )
-    fields = [
-        "$.model.name",
-        "$.model_package.version",
-        "$.validation_accuracy",
-        "$.accuracy_threshold",
-        "$.training_job",
-        "$.artifact",
-        "$.labels_uri",
-        "$.dataset",
-    ]
-    if config.test_accuracy_threshold > 0:
-        text += f" Test accuracy {{}} (threshold {config.test_accuracy_threshold}), report {{}}."
-        fields += ["$.test.accuracy", "$.test.report_uri"]
-    text += " " + then
-    if status != "Approved":
-        fields.append("$.model_package.version")
-    return sfn.JsonPath.format(text, *(sfn.JsonPath.string_at(f) for f in fields))
-
-
-def success_subject(config: Config) -> str:
-    if config.model_approval_status == "Approved":
-        return f"{config.prefix}: new model version approved"
-    return f"{config.prefix}: new model version awaits approval"

@@ -403,11 +403,19 @@ def aws_sdk_like_aws():
     service = aws_sdk.StateTaskServiceAwsSdk
     original = service._eval_service_task
 
-    def eval_service_task(self, env, resource_runtime_part, parameters, *args, **kwargs):
+    # moto calls it with keywords (env=, resource_runtime_part=, normalised_parameters=,
+    # state_credentials=) or positionally in that order: both are accepted.
+    names = ("env", "resource_runtime_part", "normalised_parameters", "state_credentials")
+
+    def eval_service_task(self, *args, **kwargs):
+        kwargs.update(zip(names, args, strict=False))
         camel = self.resource.api_name == "sfn"
         if camel:
-            parameters = {f"{k[:1].lower()}{k[1:]}": v for k, v in parameters.items()}
-        original(self, env, resource_runtime_part, parameters, *args, **kwargs)
+            kwargs["normalised_parameters"] = {
+                f"{k[:1].lower()}{k[1:]}": v for k, v in kwargs["normalised_parameters"].items()
+            }
+        original(self, **kwargs)
+        env = kwargs["env"]
         if camel:
             env.stack[-1] = _pascal_case(env.stack[-1])
         response = env.stack[-1]
