@@ -35,11 +35,18 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(BIN)/.installed node_modules/.installed
 
+# Extra context for synth and deploy, e.g. make synth CONTEXT="-c serving_mode=serverless".
+CONTEXT ?=
+# The CONTEXT of the last synth, rewritten only when it differs: a different CONTEXT is an
+# input that changed, the same one is not.
+SYNTH_CONTEXT := .synth-context
+$(shell [ "$$(cat $(SYNTH_CONTEXT) 2>/dev/null)" = "$(CONTEXT)" ] || printf '%s' "$(CONTEXT)" > $(SYNTH_CONTEXT))
+
 # Synthesized again only when an input changed (`make test` after `make synth` reuses it).
-SYNTH_INPUTS := app.py cdk.json $(shell find stacks lambdas -name '*.py' -not -path '*/__pycache__/*')
+SYNTH_INPUTS := app.py cdk.json $(SYNTH_CONTEXT) $(shell find stacks lambdas -name '*.py' -not -path '*/__pycache__/*')
 cdk.out/.synthesized: $(BIN)/.installed node_modules/.installed $(SYNTH_INPUTS)
 	rm -rf cdk.out
-	PATH="$(abspath $(BIN)):$$PATH" $(CDK) synth --quiet $(CDK_FLAGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(CDK) synth --quiet $(CDK_FLAGS) $(CONTEXT)
 	touch $@
 
 synth: cdk.out/.synthesized
@@ -68,7 +75,7 @@ test: lint synth cfn-lint checkov
 	$(MAKE) --no-print-directory pytest
 
 deploy: install
-	PATH="$(abspath $(BIN)):$$PATH" $(CDK) deploy --all --require-approval broadening $(CDK_FLAGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(CDK) deploy --all --require-approval broadening $(CDK_FLAGS) $(CONTEXT)
 
 # Serve the newest approved model: checks the pointer, then deploys Grocery-Serving only.
 promote: install
@@ -90,4 +97,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_prepare.py --source $(DATASET)
 
 clean:
-	rm -rf cdk.out .pytest_cache .ruff_cache .coverage htmlcov
+	rm -rf cdk.out $(SYNTH_CONTEXT) .pytest_cache .ruff_cache .coverage htmlcov
