@@ -36,8 +36,8 @@ from stacks.names import (
     METADATA_TRAINING_JOB,
     METADATA_VALIDATION_ACCURACY,
     REJECTED,
-    approved_model_parameter,
     model_package_group,
+    release_parameter,
 )
 from stacks.serving.names import endpoint_name
 
@@ -174,23 +174,23 @@ def find(sagemaker, prefix: str, number: int) -> Version:
 
 @dataclass(frozen=True)
 class Served:
-    """The model names the endpoint and batch classification use now ('' = none)."""
+    """What the endpoint serves (model names) and batch uses (the released version's ARN)."""
 
     endpoint: tuple[str, ...]
-    batch: str
+    batch: str  # the release record: the version batch classification creates its Model from
 
     def of(self, version: Version) -> str:
         where = []
         if version.model_name and version.model_name in self.endpoint:
             where.append("endpoint")
-        if version.model_name and version.model_name == self.batch:
+        if version.arn == self.batch:
             where.append("batch")
         return "+".join(where)
 
 
 def served(session: boto3.Session, prefix: str) -> Served:
     state = endpoint_state(session.client("sagemaker"), endpoint_name(prefix))
-    name = approved_model_parameter(prefix, "model-name")
+    name = release_parameter(prefix, "model-package-arn")
     try:
         batch = session.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
     except ClientError as error:

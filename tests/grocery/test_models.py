@@ -78,7 +78,7 @@ def session(aws_credentials):
         sagemaker = session.client("sagemaker")
         sagemaker.create_model_package_group(ModelPackageGroupName=GROUP)
         register(sagemaker, "grocery-train-a", accuracy="0.86", status="Approved")
-        register(
+        newest = register(
             sagemaker,
             "grocery-train-b",
             accuracy="0.9",
@@ -86,7 +86,7 @@ def session(aws_credentials):
             test="0.81",
         )
         session.client("ssm").put_parameter(
-            Name="/grocery/approved-model/model-name", Value="grocery-classifier-v2", Type="String"
+            Name="/grocery/release/model-package-arn", Value=newest, Type="String"
         )
         yield session
 
