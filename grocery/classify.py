@@ -31,6 +31,7 @@ from classify_api.request import ENDPOINT_MAX_BYTES, MAX_TOP_K
 from grocery.arguments import prefix as prefix_argument
 from grocery.aws import describe, error_code, is_setup_error
 from grocery.aws import session as aws_session
+from grocery.classify_wait import DEFAULT_WAIT_SECONDS, wait_for_result
 from grocery.errors import FAILED, CommandError, FatalError
 from grocery.images import PreparedImage, prepare_image
 from grocery.stack_outputs import stack_output
@@ -91,6 +92,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=prefix_argument,
         help="the app's prefix (default: grocery)",
     )
+    parser.add_argument(
+        "--wait",
+        type=float,
+        default=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
+        help="serving_mode=async: how long to wait for each queued result (default: 900)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
     parser.set_defaults(run=run)
 
@@ -103,8 +111,10 @@ def api_region(url: str, default: str | None) -> str:
     return region
 
 
-def _urllib_send(url: str, body: bytes, headers: dict[str, str]) -> HttpResponse:
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+def _urllib_send(url: str, body: bytes | None, headers: dict[str, str]) -> HttpResponse:
+    """POST `body`, or GET when it is None (an async result)."""
+    method = "GET" if body is None else "POST"
+    request = urllib.request.Request(url, data=body, headers=headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
             return response.status, dict(response.headers), response.read()
@@ -126,8 +136,9 @@ class ApiClassifier:
         url: str,
         *,
         session: boto3.Session,
-        send: Callable[[str, bytes, dict[str, str]], HttpResponse] = _urllib_send,
+        send: Callable[[str, bytes | None, dict[str, str]], HttpResponse] = _urllib_send,
         sleep: Callable[[float], None] = time.sleep,
+        wait: float = DEFAULT_WAIT_SECONDS,
     ) -> None:
         if urlparse(url).scheme != "https":
             raise CommandError(f"--api must be an https:// URL, got {url!r}")
@@ -141,7 +152,16 @@ class ApiClassifier:
         self.credentials = credentials
         self.send = send
         self.sleep = sleep
+        self.wait = wait
         self.description = f"API {url}"
+
+    def _get(self, url: str) -> HttpResponse:
+        """A signed GET (serving_mode=async: the result of a queued request)."""
+        request = AWSRequest(method="GET", url=url)
+        SigV4Auth(self.credentials.get_frozen_credentials(), "execute-api", self.region).add_auth(
+            request
+        )
+        return self.send(url, None, dict(request.headers.items()))
 
     def _signed(self, image: PreparedImage, top_k: int) -> tuple[str, dict[str, str]]:
         url = f"{self.url}?{urlencode({'top_k': top_k})}"
@@ -163,6 +183,10 @@ class ApiClassifier:
                 body = {"message": raw[:200].decode("utf-8", "replace")}
             if status == 200:
                 return body
+            if status == 202 and body.get("result"):  # serving_mode=async: queued
+                return wait_for_result(
+                    self._get, f"{self.url}/{body['result']}", timeout=self.wait, sleep=self.sleep
+                )
             retryable = status == 429 or body.get("retryable") is True
             if not retryable or attempt == MAX_RETRIES:
                 message = body.get("message") or body.get("Message") or "no message"
@@ -284,7 +308,7 @@ def build_classifier(args: argparse.Namespace, session: boto3.Session):
             session=session,
         )
     url = args.api or stack_output(stack_name(args.prefix, "Serving"), "ApiUrl", session=session)
-    return ApiClassifier(url, session=session)
+    return ApiClassifier(url, session=session, wait=getattr(args, "wait", DEFAULT_WAIT_SECONDS))
 
 
 def format_answer(path: Path, answer: dict[str, Any], note: str) -> str:
