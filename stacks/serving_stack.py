@@ -7,6 +7,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from stacks.config import Config
+from stacks.monitoring.budget import DeploymentBudget, allow_budgets_to_notify
 from stacks.serving.api import ClassifyApi
 from stacks.serving.approved_model import ApprovedModel
 from stacks.serving.classify_modes import ClassifyModes
@@ -69,6 +70,18 @@ class ServingStack(Stack):
             inference=storage.inference,
             key=storage.key,
         )
+        # The deployment's cost budget (monthly_budget_usd). Here for now; it belongs to the
+        # monitoring stack once that stack is given the topic.
+        self.budget = None
+        if config.monthly_budget_usd > 0:
+            allow_budgets_to_notify(storage.topic, storage.key)
+            self.budget = DeploymentBudget(
+                self,
+                "Budget",
+                prefix=config.prefix,
+                amount_usd=config.monthly_budget_usd,
+                topic=storage.topic,
+            )
         # A plain string (not a token of the conditional endpoint): safe to use anywhere.
         self.endpoint_name: str = self.classifier.endpoint_name
         self.api_function = self.api.function.function

@@ -27,7 +27,12 @@ from tests.infrastructure.conftest import build_app
 
 SERVING = "Grocery-Serving"
 MODES = {
-    "serverless": {"serving_mode": "serverless", "serverless_memory_mb": "2048"},
+    # The budget is independent of the mode: tested with this app (one build fewer).
+    "serverless": {
+        "serving_mode": "serverless",
+        "serverless_memory_mb": "2048",
+        "monthly_budget_usd": "150",
+    },
     "async": {"serving_mode": "async", "endpoint_max_instances": "3"},
 }
 
@@ -269,3 +274,32 @@ def test_access_paths(app):
     assert (len(mode_calls) > 5) is (app.mode == "async")
     report = failures(evaluate(calls, app.model).values())
     assert not report, "\n" + report
+
+
+def test_budget_alerts_the_topic_in_the_app_that_sets_one(app):
+    budgets = app.resolved("AWS::Budgets::Budget")
+    if app.mode != "serverless":
+        assert budgets == []
+        return
+    budget = _only(budgets)
+    _validate(
+        "budgets",
+        "CreateBudget",
+        {
+            "AccountId": "111122223333",
+            # CloudFormation takes the amount as a number, the API as a string.
+            "Budget": budget["Budget"]
+            | {"BudgetLimit": {"Amount": "150", "Unit": budget["Budget"]["BudgetLimit"]["Unit"]}},
+            "NotificationsWithSubscribers": budget["NotificationsWithSubscribers"],
+        },
+    )
+    assert budget["Budget"]["BudgetLimit"] == {"Amount": 150, "Unit": "USD"}
+    assert budget["Budget"]["CostFilters"] == {"TagKeyValue": ["user:project$grocery"]}
+    topic = app.model.arn("Grocery-Storage/Notifications")
+    alerts = {
+        (n["Notification"]["NotificationType"], n["Notification"]["Threshold"])
+        for n in budget["NotificationsWithSubscribers"]
+    }
+    assert alerts == {("ACTUAL", 80), ("FORECASTED", 100)}
+    for n in budget["NotificationsWithSubscribers"]:
+        assert n["Subscribers"] == [{"SubscriptionType": "SNS", "Address": topic}]
