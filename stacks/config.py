@@ -17,6 +17,7 @@ from typing import Any
 
 from stacks.image_uri import supported_regions
 from stacks.serving.mode_config import check_serving
+from stacks.training.retrain_config import check_retraining
 
 # The built-in image-classification algorithm trains on GPU instances only.
 GPU_TRAINING_FAMILIES = ("p2", "p3", "p3dn", "p4d", "p5", "g4dn", "g5", "g6")
@@ -115,6 +116,15 @@ class Config:
     review_keep_api_images: bool = True
     # Days before a kept API photo expires (lifecycle rule on review/images/).
     review_image_retention_days: int = 30
+    # Retraining triggers (docs/training.md, "Retraining triggers"): a dataset uploaded by
+    # `python -m preprocessing upload` (its manifest.json) starts a training by itself.
+    retrain_on_new_dataset: bool = False
+    # An EventBridge Scheduler expression (UTC), e.g. "cron(0 3 ? * MON *)" or
+    # "rate(7 days)": retrains on the newest dataset. Empty: no schedule.
+    retrain_schedule: str = ""
+    # Scheduled retraining starts from the serving version when its labels equal the
+    # dataset's (incremental training); false: always a full training.
+    retrain_incremental: bool = True
 
     @property
     def model_approval_status(self) -> str:
@@ -314,6 +324,13 @@ def _check_serving(c: Config) -> None:
         raise ConfigError(str(error)) from None
 
 
+def _check_retraining(c: Config) -> None:
+    try:
+        check_retraining(c)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def _check_email(c: Config) -> None:
     if c.alarm_email and not _EMAIL_PATTERN.match(c.alarm_email):
         raise _fail("alarm_email", c.alarm_email, "use one e-mail address, or leave it empty")
@@ -331,6 +348,7 @@ _CHECKS: tuple[Callable[[Config], None], ...] = (
     _check_api_gateway_role,
     _check_model_approval,
     _check_review,
+    _check_retraining,
 )
 
 
