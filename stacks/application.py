@@ -78,6 +78,9 @@ def build(app: App, config: Config) -> GroceryStacks:
         batch_state_machine=batch.state_machine,
         queue=batch.queue,
         dead_letter_queue=batch.dead_letter_queue,
+        key=storage.key,
+        topic=storage.topic,
+        artifacts=storage.artifacts,
         **name("Monitoring"),
     )
 

@@ -19,7 +19,10 @@ from collections.abc import Sequence
 
 from aws_cdk import Aws, CfnOutput, CfnResource, Stack, Token
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -27,6 +30,7 @@ from constructs import Construct
 from stacks.config import Config
 from stacks.constructs.python_function import PythonFunction
 from stacks.monitoring.dashboard import DEFAULT_VARIANT_NAME, OperationsDashboard
+from stacks.monitoring.drift import DriftMonitoring
 
 
 def dashboard_name(prefix: str) -> str:
@@ -107,6 +111,9 @@ class MonitoringStack(Stack):
         batch_state_machine: sfn.IStateMachine | None = None,
         queue: sqs.IQueue | None = None,
         dead_letter_queue: sqs.IQueue | None = None,
+        key: kms.IKey | None = None,
+        topic: sns.ITopic | None = None,
+        artifacts: s3.IBucket | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -115,6 +122,21 @@ class MonitoringStack(Stack):
         alarms, skipped_alarms = alarm_references(self, product_alarms(watched))
         # Watched resources the dashboard cannot show (see the module docstring).
         self.skipped = [*skipped_functions, *skipped_alarms]
+        # The daily drift check and the confidence alarms (with the storage stack's key,
+        # topic and artifacts bucket, where the baselines are); their row goes last.
+        self.drift = None
+        if key is not None and topic is not None and artifacts is not None:
+            self.drift = DriftMonitoring(
+                self,
+                "Drift",
+                config=config,
+                # Imported by ARN: the grants go to this stack's role, Storage's key
+                # policy is never edited from here (as in the batch stack).
+                key=kms.Key.from_key_arn(self, "DataKey", key.key_arn),
+                topic=topic,
+                artifacts=artifacts,
+            )
+            alarms = [*alarms, *self.drift.alarms]
         self.operations = OperationsDashboard(
             self,
             "Operations",
@@ -129,6 +151,8 @@ class MonitoringStack(Stack):
             functions=functions,
             alarms=alarms,
         )
+        if self.drift is not None:
+            self.operations.dashboard.add_widgets(*self.drift.widgets())
         CfnOutput(self, "DashboardName", value=name)
         CfnOutput(
             self,

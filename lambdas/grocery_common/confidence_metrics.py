@@ -50,12 +50,12 @@ SOURCE = "Source"
 LABEL = "Label"
 
 # `<prefix>-classifier-v<N>` (stacks/names.py released_model_name) -> N.
-_VERSIONED_NAME = re.compile(r"-v(\d+)$")
+_VERSIONED_NAME = re.compile(r"^.*-v(\d+)$")
 
 
 def model_version_of(model_name: str) -> str:
     """The model package version number of a released Model's name, else the name itself."""
-    match = _VERSIONED_NAME.search(model_name or "")
+    match = _VERSIONED_NAME.match(model_name or "")
     return match.group(1) if match else (model_name or "unknown")
 
 

@@ -82,6 +82,17 @@ def rule_calls(model: AccessModel) -> Iterator[Call]:
                     why="EventBridge rule target (a state machine, with the target's role)",
                 )
                 destinations = destinations[1:]
+            if destinations and ":lambda:" in destinations[0]:
+                # EventBridge invokes a function through its resource policy (no role).
+                yield Call(
+                    id=f"{path} invokes {destinations[0].rsplit(':', 1)[1]}",
+                    who="service:events.amazonaws.com",
+                    action="lambda:InvokeFunction",
+                    resource=destinations[0],
+                    context=_source(rule_arn),
+                    why="EventBridge rule target (a Lambda function)",
+                )
+                destinations = destinations[1:]
             for arn in destinations:
                 if ":sqs:" not in arn:
                     raise ValueError(f"{path}: no calls known for target {arn}")

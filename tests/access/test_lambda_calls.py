@@ -129,6 +129,7 @@ def test_every_function_of_the_app_has_its_package_scanned(model: AccessModel) -
         "batch_decode",
         "batch_trigger",
         "classify_api",
+        "drift_check",
         "training_evaluate",
     }
 

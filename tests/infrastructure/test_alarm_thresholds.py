@@ -62,6 +62,26 @@ EXPECTED: dict[tuple[str, str, str], dict[str, Any]] = {
         "DatapointsToAlarm": None,
         "TreatMissingData": "notBreaching",
     },
+    # The review loop's alarms (stacks/monitoring/drift.py, issue 13).
+    ("monitoring", "Grocery-Predictions", "PredictionDriftPSI"): {
+        "Statistic": "Maximum",
+        "Period": 86400,
+        "ComparisonOperator": GT,
+        "Threshold": 0.2,  # PSI: a significant shift of the predicted-class mix
+        "EvaluationPeriods": 1,
+        "DatapointsToAlarm": None,
+        "TreatMissingData": "notBreaching",
+    },
+    **{
+        ("monitoring", "expression", f"grocery-low-confidence-{source}"): {
+            "ComparisonOperator": GT,
+            "Threshold": 0.4,  # share of a day's predictions below review_threshold
+            "EvaluationPeriods": 1,
+            "DatapointsToAlarm": None,
+            "TreatMissingData": "notBreaching",
+        }
+        for source in ("api", "batch")
+    },
 }
 PARTS = ("storage", "training", "serving", "batch", "monitoring")
 
@@ -72,7 +92,10 @@ def _alarms(stacks) -> dict[tuple[str, str, str], dict[str, Any]]:
         template = Template.from_stack(getattr(stacks, part))
         for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
             props = alarm["Properties"]
-            key = (part, props["Namespace"], props["MetricName"])
+            if "Metrics" in props:  # a metric-math alarm: keyed by its fixed name
+                key = (part, "expression", props["AlarmName"])
+            else:
+                key = (part, props["Namespace"], props["MetricName"])
             assert key not in found, f"two alarms on {key}: give this table a finer key"
             found[key] = props
     return found
