@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "evaluate",
     "batch",
     "classify",
+    "cost",
     "models",
     "preflight",
     "promote",
