@@ -240,7 +240,6 @@ def follow(
 def summary(output: dict[str, Any]) -> str:
     return "\n".join(
         [
-            f"model: {output['model']['name']}",
             # Training registers a version; only its approval releases it (models approve).
             f"registered: version {output.get('model_package', {}).get('version', '?')} "
             "of the model registry (python -m grocery models list)",

@@ -121,9 +121,7 @@ class TrainingStack(Stack):
         grant_state_machine(
             self.state_machine.role,
             job_prefix=job_name_prefix(config.prefix),
-            model_prefix=job_name_prefix(config.prefix),
             training_role=self.training_role,
-            model_role=self.model_role,
             training_data=storage.training_data,
             key=storage.key,
         )
@@ -147,6 +145,15 @@ class TrainingStack(Stack):
                 ),
                 "Step Functions may invoke the scoring function's versions and aliases; only "
                 "this one function.",
+            )
+            acknowledge_nag(
+                self.state_machine.role.node.find_child("DefaultPolicy"),
+                iam5_resource(
+                    "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+                    f"model/{job_name_prefix(config.prefix)}*"
+                ),
+                "the test gate's temporary Models are named after the job (per execution and "
+                "retry); created and deleted within the pipeline's name prefix only",
             )
             acknowledge_nag(
                 self.state_machine.role.node.find_child("DefaultPolicy"),
@@ -202,11 +209,6 @@ class TrainingStack(Stack):
                 None,
                 "job names are computed per "
                 "execution and retry (a hash), so only the pipeline's name prefix can scope them",
-            ),
-            (
-                f"{sagemaker}:model/{prefix}*",
-                None,
-                "model names derive from the job name; scoped to the pipeline's name prefix",
             ),
             (
                 f"{{}}/*/{MANIFEST_FILE}",

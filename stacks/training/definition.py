@@ -50,11 +50,8 @@ class TrainingDefinition(Construct):
         registered = register.Registration(stage, "Registry").chain.next(
             notify.success_path(self, config, res.topic)
         )
-        model = gate.create_model(stage)
         if config.test_accuracy_threshold > 0:
-            model.next(gate.evaluation_gate(stage, registered))
-        else:
-            model.next(registered)
-        passed = register.prepare(stage, model)
+            registered = gate.evaluation_gate(stage, registered)
+        passed = register.prepare(stage, registered)
         trained = job.train(stage, gate.accuracy_gate(stage, passed))
         self.start = inputs.input_checks(stage, job.choose_resources(stage, trained))

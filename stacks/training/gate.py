@@ -4,20 +4,28 @@ test/ channel with a temporary SageMaker Model, scored by a Lambda.
 
 "Has metrics" -> "Read accuracy" -> "Check accuracy" -> `then`.
 Test gate: "Create model" -> "Evaluate on test channel" (.sync) -> "Score test predictions"
--> "Check test accuracy" -> `then`.
+-> "Delete test model" -> "Check test accuracy" -> `then`. A failed transform or scoring goes
+through "Delete test model after failure" to the failure notification: the gate's Model
+never outlives the execution (`cdk destroy` cannot remove Models a state machine created;
+the serving stack declares the served one from the registered version).
 """
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Aws, Duration, Stack
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 
 from stacks.config import Config
 from stacks.instance_storage import has_instance_storage
-from stacks.training.common import THROTTLING, Resources, Stage, retry_throttling
+from stacks.training.common import FAILURE, THROTTLING, Resources, Stage, retry_throttling
 from stacks.training.job import tags
-from stacks.training.names import ACCURACY_TAG, LABELS_FILE, TRAINING_JOBS_PREFIX
+from stacks.training.names import (
+    ACCURACY_TAG,
+    LABELS_FILE,
+    TRAINING_JOBS_PREFIX,
+    job_name_prefix,
+)
 
 TEST_PREDICTIONS = "test-predictions/"
 EVALUATION_REPORT = "evaluation.json"
@@ -221,14 +229,20 @@ def evaluation_gate(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
         result_path="$.test",
     )
     retry_throttling(score, "lambda")
+    # The Model is deleted once the gate has its result, whichever it is.
+    delete, delete_after_failure = (
+        delete_model(stage, name)
+        for name in ("Delete test model", "Delete test model after failure")
+    )
+    delete_after_failure.next(stage.notify_failure)
     for state in (transform, score):
-        stage.catch(state)
+        state.add_catch(delete_after_failure, errors=["States.ALL"], result_path=FAILURE)
     too_low = stage.fail(
         "Test accuracy below threshold",
         "TestAccuracyBelowThreshold",
         sfn.JsonPath.format(
             f"test accuracy {{}} of model {{}} on {{}} test images is below the threshold "
-            f"{threshold}: the model was created but not approved; report {{}}.",
+            f"{threshold}: nothing was registered; report {{}}.",
             sfn.JsonPath.string_at("$.test.accuracy"),
             sfn.JsonPath.string_at("$.model.name"),
             sfn.JsonPath.string_at("$.test.images"),
@@ -240,4 +254,32 @@ def evaluation_gate(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
         .when(sfn.Condition.boolean_equals("$.test.passed", True), then)
         .otherwise(too_low)
     )
-    return transform.next(score).next(gate)
+    return create_model(stage).next(transform).next(score).next(delete).next(gate)
+
+
+def delete_model(stage: Stage, name: str) -> tasks.CallAwsService:
+    """DeleteModel of `$.model.name` (aws-sdk: DeleteModel has no optimized integration).
+    https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DeleteModel.html"""
+    prefix = job_name_prefix(stage.config.prefix)
+    state = tasks.CallAwsService(
+        stage.scope,
+        name,
+        service="sagemaker",
+        action="deleteModel",
+        parameters={"ModelName": sfn.JsonPath.string_at("$.model.name")},
+        iam_action="sagemaker:DeleteModel",
+        # Only the gate's Models (<prefix>-train-<hash>-<attempt>), never a served one.
+        iam_resources=[
+            Stack.of(stage.scope).format_arn(
+                service="sagemaker", resource="model", resource_name=f"{prefix}*"
+            )
+        ],
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    retry_throttling(state, "sagemaker")
+    if name.endswith("after failure"):
+        # Keep the first failure's cause: a failed delete is still notified with it.
+        state.add_catch(stage.notify_failure, errors=["States.ALL"], result_path="$.delete_error")
+    else:
+        stage.catch(state)
+    return state

@@ -72,12 +72,11 @@ def success_message(config: Config) -> str:
         else "It waits for approval: `python -m grocery models approve {}`."
     )
     text = (
-        "Model {} is registered as version {} of model package group "
+        "A new model is registered as version {} of model package group "
         f"{model_package_group(config.prefix)} ({status}): validation:accuracy {{}} "
         "(threshold {}). Training job {}, artifact {}, labels {}, dataset {}."
     )
     fields = [
-        "$.model.name",
         "$.model_package.version",
         "$.validation_accuracy",
         "$.accuracy_threshold",

@@ -22,7 +22,6 @@ from constructs import Construct
 from stacks.names import (
     METADATA_DATASET_MANIFEST,
     METADATA_LABELS_URI,
-    METADATA_MODEL_NAME,
     METADATA_TEST_ACCURACY,
     METADATA_TEST_REPORT,
     METADATA_TRAINING_JOB,
@@ -203,7 +202,6 @@ class Registration(Construct):
         data = self.training_data.bucket_name
         metadata = {
             f"{METADATA_TRAINING_JOB}.$": "$.training_job",
-            f"{METADATA_MODEL_NAME}.$": "$.model.name",
             f"{METADATA_DATASET_MANIFEST}.$": f"States.Format('s3://{data}/{{}}{MANIFEST_FILE}', "
             "$.dataset)",
             f"{METADATA_LABELS_URI}.$": "$.labels_uri",

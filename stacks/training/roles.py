@@ -291,9 +291,7 @@ def grant_state_machine(
     role: iam.IRole,
     *,
     job_prefix: str,
-    model_prefix: str,
     training_role: iam.IRole,
-    model_role: iam.IRole,
     training_data: s3.IBucket,
     key: kms.IKey,
 ) -> None:
@@ -304,7 +302,6 @@ def grant_state_machine(
     """
     sagemaker_arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
     training_jobs = f"{sagemaker_arn}:training-job/{job_prefix}*"
-    models = f"{sagemaker_arn}:model/{model_prefix}*"
     statements = [
         iam.PolicyStatement(
             sid="RunTrainingJobs",
@@ -315,16 +312,11 @@ def grant_state_machine(
             ],
             resources=[training_jobs],
         ),
+        # Step Functions tags the jobs it starts; the definition tags them too.
         iam.PolicyStatement(
-            sid="CreateModels",
-            actions=["sagemaker:CreateModel"],
-            resources=[models],
-        ),
-        # Step Functions tags the jobs it starts; the definition tags jobs and models too.
-        iam.PolicyStatement(
-            sid="TagJobsAndModels",
+            sid="TagTrainingJobs",
             actions=["sagemaker:AddTags"],
-            resources=[training_jobs, models],
+            resources=[training_jobs],
         ),
         # In AWS's `.sync` policy (on "*"); ListTags takes the job as resource, so scoped to
         # the pipeline's jobs (https://docs.aws.amazon.com/step-functions/latest/dg/sagemaker-iam.html).
@@ -334,9 +326,9 @@ def grant_state_machine(
             resources=[training_jobs],
         ),
         iam.PolicyStatement(
-            sid="PassRolesToSageMaker",
+            sid="PassTrainingRoleToSageMaker",
             actions=["iam:PassRole"],
-            resources=[training_role.role_arn, model_role.role_arn],
+            resources=[training_role.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER}},
         ),
         iam.PolicyStatement(
@@ -372,11 +364,24 @@ def grant_test_gate(
     artifacts: s3.IBucket,
     key: kms.IKey,
 ) -> None:
-    """The optional test-set gate: a transform job on <dataset>test/ and its scoring Lambda."""
-    transform_jobs = (
-        f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:transform-job/{job_prefix}*"
-    )
+    """The optional test-set gate: a temporary Model (created, then deleted by the
+    definition's DeleteModel task, which grants that itself), a transform job on
+    <dataset>test/ and its scoring Lambda."""
+    sagemaker_arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
+    transform_jobs = f"{sagemaker_arn}:transform-job/{job_prefix}*"
+    models = f"{sagemaker_arn}:model/{job_prefix}*"
     for statement in (
+        iam.PolicyStatement(
+            sid="CreateTestModels",
+            actions=["sagemaker:CreateModel", "sagemaker:AddTags"],
+            resources=[models],
+        ),
+        iam.PolicyStatement(
+            sid="PassModelRoleToSageMaker",
+            actions=["iam:PassRole"],
+            resources=[model_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER}},
+        ),
         iam.PolicyStatement(
             sid="RunTestTransformJobs",
             actions=[

@@ -248,6 +248,7 @@ TASKS: dict[str, Callable[[Params, Emit], None]] = {
         "model-package", "ModelPackageName", "DescribeModelPackage"
     ),
     "aws-sdk:sagemaker:listModelPackages": _list_model_packages,
+    "aws-sdk:sagemaker:deleteModel": _sagemaker_named("model", "ModelName", "DeleteModel"),
     "aws-sdk:sagemaker:describeEndpoint": _sagemaker_named(
         "endpoint", "EndpointName", "DescribeEndpoint"
     ),

@@ -223,6 +223,8 @@ def test_gate_passes_and_the_report_sits_beside_the_model(gated_pipeline):
     assert report["top1_accuracy"] == 0.75
     assert report["passed"] is True
     assert described["output_json"]["test"]["accuracy"] == 0.75
+    # The gate's Model is gone once the gate has its result (cdk destroy could not remove it).
+    assert gated_pipeline.sagemaker.list_models()["Models"] == []
     (notification,) = gated_pipeline.notifications()
     assert "Test accuracy 0.75 (threshold 0.75)" in notification["Message"]
 
@@ -240,6 +242,7 @@ def test_gate_below_threshold_keeps_the_old_pointer(gated_pipeline):
     assert f"training-jobs/{job}/evaluation.json" in described["cause"]
     assert gated_pipeline.parameter("model-name") == NO_APPROVED_MODEL
     assert gated_pipeline.parameter("labels-uri") == NO_APPROVED_MODEL
+    assert gated_pipeline.sagemaker.list_models()["Models"] == []
 
 
 def test_gate_on_needs_a_test_channel(gated_pipeline):
@@ -251,3 +254,33 @@ def test_gate_on_needs_a_test_channel(gated_pipeline):
     assert described["status"] == "FAILED"
     assert described["cause"].startswith("ManifestInvalid: the test accuracy gate is on")
     assert "Train" not in sfn_local.state_sequence(gated_pipeline.sfn, execution)
+
+
+def test_a_failed_test_transform_deletes_the_model_and_notifies_its_cause(gated_pipeline):
+    from tests.e2e.conftest import DATA_BUCKET, DATASET, MANIFEST
+
+    gated_pipeline.upload_dataset(manifest={**MANIFEST, "num_test_samples": 4}, labels=LABELS)
+    gated_pipeline.s3.put_object(
+        Bucket=DATA_BUCKET, Key=f"{DATASET}test_lst/test.lst", Body=TEST_LST
+    )
+    execution = gated_pipeline.start()
+    gated_pipeline.finish_training(execution, accuracy=0.9)
+    transform = sfn_local.wait_for_task_token(gated_pipeline.sfn, execution, "createTransformJob")
+    model = transform.parameters["ModelName"]
+    assert gated_pipeline.sagemaker.describe_model(ModelName=model)["ModelName"] == model
+    reason = "ClientError: See job logs for more information"
+    sfn_local.fail_sync_job(transform, reason)
+
+    described = gated_pipeline.wait(execution)
+
+    assert described["status"] == "FAILED"
+    assert reason in described["cause"]  # the transform's failure, not the deletion's
+    states = sfn_local.state_sequence(gated_pipeline.sfn, execution)
+    assert states[-3:] == ["Delete test model after failure", "Notify failure", "Failed"]
+    assert gated_pipeline.sagemaker.list_models()["Models"] == []
+    assert (
+        gated_pipeline.sagemaker.list_model_packages(ModelPackageGroupName="grocery-classifier")[
+            "ModelPackageSummaryList"
+        ]
+        == []
+    )

@@ -19,7 +19,6 @@ from tests.e2e.conftest import (
     KEY_ARN,
     LABELS,
     MANIFEST,
-    MODEL_ROLE,
     PACKAGE_GROUP,
 )
 from tests.support import custom_resources, sfn_local
@@ -60,12 +59,8 @@ def test_success_registers_a_version_leaves_the_pointer_to_the_release_and_notif
     # Only an approval releases the version (stacks/release): batch keeps its model.
     assert pipeline.parameter("model-name") == NO_APPROVED_MODEL
     assert pipeline.parameter("labels-uri") == NO_APPROVED_MODEL
-    model_name = f"{job}-0"
-    model = pipeline.sagemaker.describe_model(ModelName=model_name)
-    assert model["ExecutionRoleArn"] == MODEL_ROLE
-    assert model["PrimaryContainer"]["ModelDataUrl"] == (
-        f"s3://{ARTIFACTS_BUCKET}/training-jobs/{job}/output/model.tar.gz"
-    )
+    # No SageMaker Model is left behind (only the test gate creates one, and deletes it).
+    assert pipeline.sagemaker.list_models()["Models"] == []
 
     copied = pipeline.s3.get_object(Bucket=ARTIFACTS_BUCKET, Key=f"training-jobs/{job}/labels.json")
     assert json.loads(copied["Body"].read()) == LABELS
@@ -79,7 +74,7 @@ def test_success_registers_a_version_leaves_the_pointer_to_the_release_and_notif
     )
     assert "python -m grocery models approve 1" in notification["Message"]
     assert f"training-jobs/{job}/output/model.tar.gz" in notification["Message"]
-    assert result["output_json"]["model"]["name"] == model_name
+    assert "model" not in result["output_json"]
     assert result["output_json"]["validation_accuracy"] == 0.91
     assert result["output_json"]["model_package"]["version"] == "1"
 
@@ -108,7 +103,6 @@ def test_success_registers_a_model_package_version_pending_approval(pipeline):
     assert spec["SupportedTransformInstanceTypes"] == ["ml.m4.xlarge"]
     assert package["CustomerMetadataProperties"] == {
         "training_job": job,
-        "model_name": f"{job}-0",
         "dataset_manifest": f"s3://{DATA_BUCKET}/{DATASET}manifest.json",
         "labels_uri": f"s3://{ARTIFACTS_BUCKET}/training-jobs/{job}/labels.json",
         "validation_accuracy": "0.91",

@@ -88,7 +88,6 @@ def test_the_version_says_how_to_serve_it_and_where_it_came_from(template):
     metadata = params["CustomerMetadataProperties"]
     assert set(metadata) == {
         "training_job.$",
-        "model_name.$",
         "dataset_manifest.$",
         "labels_uri.$",
         "validation_accuracy.$",
@@ -112,7 +111,9 @@ def test_auto_approval_and_the_test_gate_reach_the_registration(gated_auto):
 
 def test_registration_sits_after_the_gate_and_before_the_notification(template):
     states = dict(iter_states(_definition(template)))
-    assert states["Create model"]["Next"] == "Collect model metrics"
+    # No SageMaker Model without the test gate: straight from the labels to the metrics.
+    assert states["Copy labels beside model"]["Next"] == "Collect model metrics"
+    assert "Create model" not in states
     assert states["Collect model metrics"]["Next"] == "Write model metrics"
     assert states["Write model metrics"]["Next"] == "Register model version"
     assert states["Register model version"]["Next"] == "Notify success"

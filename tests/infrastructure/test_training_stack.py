@@ -73,7 +73,7 @@ def test_both_images_are_the_regions_algorithm_container(template):
     (machine,) = template.find_resources("AWS::StepFunctions::StateMachine").values()
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     image = {"Fn::FindInMap": ["ImageClassificationAlgorithmImage", {"Ref": "AWS::Region"}, "uri"]}
-    assert parts.count(image) == 3  # CreateTrainingJob, CreateModel, CreateModelPackage
+    assert parts.count(image) == 2  # CreateTrainingJob, CreateModelPackage (no Model: no gate)
     mapping = template.to_json()["Mappings"]["ImageClassificationAlgorithmImage"]
     assert mapping["us-east-1"]["uri"] == (
         "811284229777.dkr.ecr.us-east-1.amazonaws.com/image-classification:1"
@@ -98,8 +98,6 @@ def test_sagemaker_parameters_match_the_api(definition):
         complete = {k: v for k, v in training.items() if k != "ResourceConfig.$"}
         complete["ResourceConfig"] = resource_config
         assert sagemaker_parameter_errors("CreateTrainingJob", complete) == "", name
-    model = _state(definition, CREATE_MODEL)["Parameters"]
-    assert sagemaker_parameter_errors("CreateModel", model) == ""
 
 
 def test_parameter_validation_catches_a_misspelt_key(definition):
@@ -157,8 +155,8 @@ def test_job_name_is_unique_per_execution_and_attempt_and_fits(definition):
     assert len(job_name_prefix(longest)) + 32 + len("-4") <= 63
 
 
-def test_the_model_name_derives_from_the_job_name_and_attempt(definition):
-    state = _state(definition, CREATE_MODEL)
+def test_the_model_name_derives_from_the_job_name_and_attempt(gated):
+    state = _state(_definition(Template.from_stack(gated)), CREATE_MODEL)
     params = state["Parameters"]
     assert params["ModelName.$"] == "States.Format('{}-{}', $.training_job, $$.State.RetryCount)"
     assert params["PrimaryContainer"]["ModelDataUrl.$"] == "$.artifact"
@@ -397,7 +395,6 @@ def test_state_machine_role_has_what_sync_needs(template):
         "sagemaker:DescribeTrainingJob",
         "sagemaker:StopTrainingJob",
         "sagemaker:AddTags",
-        "sagemaker:CreateModel",
         "iam:PassRole",
         "events:PutTargets",
         "events:PutRule",
@@ -410,17 +407,15 @@ def test_state_machine_role_has_what_sync_needs(template):
     }
     passed = json.dumps(pass_role["Resource"])
     assert "TrainingJobRole" in passed
-    assert "ModelRole" in passed
+    assert "ModelRole" not in passed  # no Model without the test gate
+    assert "sagemaker:CreateModel" not in actions
     (events,) = actions["events:PutRule"]
     assert "rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule" in json.dumps(
         events["Resource"]
     )
-    for action in ("sagemaker:CreateTrainingJob", "sagemaker:CreateModel", "sagemaker:AddTags"):
+    for action in ("sagemaker:CreateTrainingJob", "sagemaker:AddTags"):
         for statement in actions[action]:
-            resources = json.dumps(statement["Resource"])
-            assert "training-job/grocery-train-*" in resources or "model/grocery-train-*" in (
-                resources
-            ), action
+            assert "training-job/grocery-train-*" in json.dumps(statement["Resource"]), action
 
 
 def test_training_role_reads_training_data_and_writes_artifacts_only(template):
@@ -492,6 +487,43 @@ def test_test_gate_definition_is_valid_and_calls_the_api_correctly(gated, tmp_pa
     assert gate["Choices"][0]["Next"] == "Collect model metrics"
     assert gate["Default"] == "Test accuracy below threshold"
     assert states["Score test predictions"]["Parameters"]["Payload"]["threshold"] == 0.75
+    assert sagemaker_parameter_errors("CreateModel", states["Create model"]["Parameters"]) == ""
+
+
+DELETE_MODEL = "arn:aws:states:::aws-sdk:sagemaker:deleteModel"
+
+
+def test_the_gate_model_is_deleted_on_every_path_after_the_transform(gated):
+    # Issue 11: `cdk destroy` cannot remove Models a state machine created.
+    states = dict(iter_states(_definition(Template.from_stack(gated))))
+    deletes = {name: s for name, s in states.items() if s.get("Resource") == DELETE_MODEL}
+    assert set(deletes) == {"Delete test model", "Delete test model after failure"}
+    for name, state in deletes.items():
+        assert state["Parameters"] == {"ModelName.$": "$.model.name"}, name
+        assert sagemaker_parameter_errors("DeleteModel", state["Parameters"]) == "", name
+        assert "SageMaker.ThrottlingException" in state["Retry"][0]["ErrorEquals"], name
+        assert state["ResultPath"] is None, name  # keeps $.test and $.failure
+    assert states["Score test predictions"]["Next"] == "Delete test model"
+    assert states["Delete test model"]["Next"] == "Check test accuracy"
+    after_failure = "Delete test model after failure"
+    for name in ("Evaluate on test channel", "Score test predictions"):
+        (catch,) = states[name]["Catch"]
+        assert (catch["Next"], catch["ResultPath"]) == (after_failure, "$.failure"), name
+    assert states[after_failure]["Next"] == "Notify failure"
+    assert states[after_failure]["Catch"][0]["ResultPath"] == "$.delete_error"
+    # A Model that failed to be created has nothing to delete.
+    assert states["Create model"]["Catch"][0]["Next"] == "Notify failure"
+
+
+def test_the_state_machine_may_delete_only_the_gates_models(gated):
+    actions = _by_action(_policy_statements(Template.from_stack(gated), "PipelineRole"))
+    (delete,) = actions["sagemaker:DeleteModel"]
+    assert _actions(delete) == ["sagemaker:DeleteModel"]
+    assert json.dumps(delete["Resource"]).endswith(':model/grocery-train-*"]]}')
+    (create,) = actions["sagemaker:CreateModel"]
+    assert "model/grocery-train-*" in json.dumps(create["Resource"])
+    passed = json.dumps([s["Resource"] for s in actions["iam:PassRole"]])
+    assert "ModelRole" in passed
 
 
 def test_test_gate_permissions_and_nag(gated):
