@@ -13,6 +13,7 @@ from stacks.serving.approved_model import ApprovedModel
 from stacks.serving.classify_modes import ClassifyModes
 from stacks.serving.endpoint import ClassifierEndpoint
 from stacks.serving.mode_config import SERVERLESS
+from stacks.serving.review_access import ClassifyReviewAccess
 from stacks.storage_stack import StorageStack
 
 
@@ -67,6 +68,15 @@ class ServingStack(Stack):
             config=config,
             api=self.api,
             endpoint=self.classifier,
+            inference=storage.inference,
+            key=storage.key,
+        )
+        # The review loop: unsure answers queued under review/, confidence metrics (issue 13).
+        self.review = ClassifyReviewAccess(
+            self,
+            "Review",
+            config=config,
+            function=self.api.function.function,
             inference=storage.inference,
             key=storage.key,
         )
