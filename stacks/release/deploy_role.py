@@ -57,6 +57,9 @@ def deploy_role(
     alarms = [
         arn("cloudwatch", "alarm", f"{endpoint}-5xx-errors", ":"),
         arn("cloudwatch", "alarm", f"{endpoint}-model-latency", ":"),
+        # serving_mode=async: the alarm that starts an instance from zero (its action is
+        # the step-scaling policy, stacks/serving/async_inference.py).
+        arn("cloudwatch", "alarm", f"{endpoint}-backlog-without-capacity", ":"),
     ]
     statements = [
         iam.PolicyStatement(
@@ -120,6 +123,9 @@ def deploy_role(
                 "application-autoscaling:DeregisterScalableTarget",
                 "application-autoscaling:PutScalingPolicy",
                 "application-autoscaling:DeleteScalingPolicy",
+                # endpoint_schedule: the scalable target's scheduled actions.
+                "application-autoscaling:PutScheduledAction",
+                "application-autoscaling:DeleteScheduledAction",
             ],
             resources=[
                 f"arn:{Aws.PARTITION}:application-autoscaling:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
@@ -140,6 +146,7 @@ def deploy_role(
             actions=[
                 "application-autoscaling:DescribeScalableTargets",
                 "application-autoscaling:DescribeScalingPolicies",
+                "application-autoscaling:DescribeScheduledActions",
             ],
             resources=["*"],
         ),
