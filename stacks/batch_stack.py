@@ -51,6 +51,7 @@ class BatchStack(Stack):
             bucket=inference_bucket,
             topic=topic,
             label_buckets=label_buckets,
+            model_role=model_role,
         )
         intake = BatchIntake(
             self,
@@ -61,8 +62,9 @@ class BatchStack(Stack):
             topic=topic,
             state_machine=workflow.state_machine,
         )
-        # Transform jobs run as the approved Model's role (training stack): let it read
-        # this stack's manifests. The policy lives here, beside what needs it.
+        # Each run's Model (and so its transform job) runs as the model role (training
+        # stack): let it read this stack's manifests. The policy lives here, beside what
+        # needs it.
         manifests = inference_bucket.arn_for_objects(f"{BATCHES_PREFIX}*/manifest.json")
         policy = iam.Policy(
             self,

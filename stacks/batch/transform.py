@@ -25,6 +25,13 @@ def transform_job_prefix(config: Config) -> str:
     return f"{config.prefix}-b"
 
 
+def batch_model_name(config: Config) -> str:
+    """`<prefix>-b-<execution name>` (JsonPath): the run's Model, named as its job without
+    the attempt. <= 60 characters: prefix (<= 20) + 3 + execution name (<= 37, see
+    grocery/batch.py); CreateModel allows 63."""
+    return f"States.Format('{transform_job_prefix(config)}-{{}}', $$.Execution.Name)"
+
+
 def transform_parameters(config: Config, key_arn: str) -> dict:
     """CreateTransformJob's Parameters (JsonPath values end in `.$`)."""
     resources: dict = {"InstanceType": config.transform_instance_type, "InstanceCount": 1}
@@ -36,7 +43,8 @@ def transform_parameters(config: Config, key_arn: str) -> dict:
             f"States.Format('{transform_job_prefix(config)}-{{}}-{{}}', "
             "$$.Execution.Name, $$.State.RetryCount)"
         ),
-        "ModelName.$": "$.model.name",
+        # The run's own Model (stacks/batch/model.py), created from the released version.
+        "ModelName.$": batch_model_name(config),
         "BatchStrategy": "SingleRecord",
         "MaxPayloadInMB": MAX_PAYLOAD_MB,
         "TransformInput": {

@@ -1,16 +1,24 @@
-"""The batch state machine: approved model -> transform job (.sync) -> decode -> status + SNS.
+"""The batch state machine: released version -> its own Model -> transform job (.sync) ->
+decode -> status + SNS.
 
-    Initialise -> ReadModelName -> ReadLabelsUri -> AnyImages?
-      no images ----------------------------------------------> Decode
-      no approved model -> NoApprovedModel ----------------------------------> failure
-      otherwise -> Transform (.sync) -> Decode -> Outcome? -> success
-                   | job failed: Decode still runs      | job failed: ReadableCause -> Rerun?
-                   (keeps what was classified)             -> partial | failure | unfixable
-      Read*/Decode errors ---------------------------------------------------> failure
+    Initialise -> ReadPackageArn -> ReadLabelsUri -> Released?
+      not released: NotReleased? -- no images --------------------------------> Decode
+                                 -- otherwise -> NoReleasedModel -------------> failure
+      released: NameVersion -> AnyImages? -- no images -----------------------> Decode
+        otherwise -> CreateModel -> Transform (.sync) -> DeleteModel -> Decode -> Outcome?
+                                    | job failed: DeleteModel, then Decode      -> success
+                                      (keeps what was classified)   | job failed: ReadableCause
+                                                                    -> Rerun? -> partial |
+                                                                       failure | unfixable
+      Read*/CreateModel/Decode errors ----------------------------------------> failure
     (the endings, stacks/batch/endings.py: status.json, one notification, Succeed or Fail)
 
-The model is read from SSM at run time, so a re-run after training uses the newly
-approved model. The decode step judges a failed job (lambdas/batch_decode/outcome.py):
+The release record (the released model package version and its labels, written only by
+the release workflow) is read from SSM at run time, so a re-run after a release uses
+the new version. Each run creates its own SageMaker Model from that version and deletes
+it once the job ended (stacks/batch/model.py): batch needs nothing of the serving stack,
+which may be destroyed while no one calls the API. The decode step judges a failed job
+(lambdas/batch_decode/outcome.py):
 a batch whose images the model refused is PARTIAL (or FAILED if none was classified)
 and its notification suggests no re-run that would fail the same way.
 """
@@ -36,6 +44,14 @@ from stacks.batch.access import (
     skip_lambda_checks,
 )
 from stacks.batch.endings import BatchEndings
+from stacks.batch.model import (
+    create_model_task,
+    delete_model_task,
+    grant_create_model,
+    model_arn,
+    package_arn,
+    version_name,
+)
 from stacks.batch.transform import (
     grant_transform,
     job_arn,
@@ -50,7 +66,7 @@ from stacks.names import (
     NO_APPROVED_MODEL,
     PREDICTIONS_PREFIX,
     RESULTS_PREFIX,
-    approved_model_parameter,
+    release_parameter,
 )
 from stacks.prediction_metrics import (
     REVIEW_DECISIONS_PREFIX,
@@ -60,8 +76,8 @@ from stacks.prediction_metrics import (
 
 DECODE_TIMEOUT = Duration.minutes(10)
 NO_MODEL_CAUSE = (
-    "no approved model yet: run training and approve a version (python -m grocery models "
-    "approve N releases it; the SSM parameters {} still hold '{}'); then re-run this batch"
+    "no released model yet: approve a version (python -m grocery models approve N); the "
+    "release record ({}) still holds '{}'. Then re-run this batch"
 )
 # Outcomes of the decode step (lambdas/batch_decode/outcome.py).
 PARTIAL = "PARTIAL"
@@ -81,6 +97,7 @@ class BatchWorkflow(Construct):
         bucket: s3.IBucket,
         topic: sns.ITopic,
         label_buckets: Sequence[s3.IBucket],
+        model_role: iam.IRole,
     ) -> None:
         super().__init__(scope, construct_id)
         self._config = config
@@ -122,49 +139,74 @@ class BatchWorkflow(Construct):
             .otherwise(endings.success())
         )
 
+        # The run's Model lives from CreateModel to DeleteModel, which every outcome of the
+        # job passes (its Catch included) before Decode.
+        delete_model = delete_model_task(self, config)
+        delete_model.add_catch(decode, result_path="$.model_cleanup_error")  # keep the results
+        delete_model.next(decode)
         transform = transform_task(self, self._config, self._key)
-        transform.add_catch(decode, result_path="$.error")  # keep what was classified
-        transform.next(decode)
+        transform.add_catch(delete_model, result_path="$.error")  # keep what was classified
+        transform.next(delete_model)
+        create_model = create_model_task(self, config, model_role)
+        create_model.add_catch(fail_chain, result_path="$.error")
+        create_model.next(transform)
 
         no_model = sfn.Pass(
             self,
-            "NoApprovedModel",
+            "NoReleasedModel",
             result=sfn.Result.from_object(
                 {
-                    "Error": "NoApprovedModel",
+                    "Error": "NoReleasedModel",
                     "Cause": NO_MODEL_CAUSE.format(
-                        " and ".join(self._model_parameters()), NO_APPROVED_MODEL
+                        ", ".join(self._release_parameters()), NO_APPROVED_MODEL
                     ),
                 }
             ),
             result_path="$.error",
         ).next(fail_chain)
 
-        read_name = self._read_parameter("ReadModelName", "model-name", "$.model", "name")
-        read_labels = self._read_parameter("ReadLabelsUri", "labels-uri", "$.labels", "uri")
-        for read in (read_name, read_labels):
+        # The name stays "none" until NameVersion knows the version (decode and the endings
+        # read it on every path, a batch with nothing to classify included).
+        read_package = self._read_parameter(
+            "ReadPackageArn",
+            "model-package-arn",
+            "$.model",
+            {"package_arn.$": "$.Parameter.Value", "name": NO_APPROVED_MODEL},
+        )
+        read_labels = self._read_parameter(
+            "ReadLabelsUri", "labels-uri", "$.labels", {"uri.$": "$.Parameter.Value"}
+        )
+        for read in (read_package, read_labels):
             read.add_catch(
                 no_model, errors=["Ssm.ParameterNotFoundException"], result_path="$.error"
             )
             read.add_catch(fail_chain, result_path="$.error")
 
-        choose = (
-            sfn.Choice(self, "AnyImages?")
-            .when(sfn.Condition.number_equals("$.image_count", 0), decode)
+        nothing_to_classify = sfn.Condition.number_equals("$.image_count", 0)
+        released = (
+            sfn.Choice(self, "Released?")
             .when(
                 sfn.Condition.or_(
-                    sfn.Condition.string_equals("$.model.name", NO_APPROVED_MODEL),
+                    sfn.Condition.string_equals("$.model.package_arn", NO_APPROVED_MODEL),
                     sfn.Condition.string_equals("$.labels.uri", NO_APPROVED_MODEL),
                 ),
-                no_model,
+                sfn.Choice(self, "NotReleased?")
+                .when(nothing_to_classify, decode)
+                .otherwise(no_model),
             )
-            .otherwise(transform)
+            .otherwise(
+                version_name(self).next(
+                    sfn.Choice(self, "AnyImages?")
+                    .when(nothing_to_classify, decode)
+                    .otherwise(create_model)
+                )
+            )
         )
         definition = (
             sfn.Pass(self, "Initialise", result=sfn.Result.from_object({}), result_path="$.error")
-            .next(read_name)
+            .next(read_package)
             .next(read_labels)
-            .next(choose)
+            .next(released)
         )
 
         self.log_group = encrypted_log_group(self, "Logs", key=key)
@@ -181,6 +223,7 @@ class BatchWorkflow(Construct):
         )
         depend_on_policy_only(self.state_machine, self.state_machine.role)
         grant_transform(self, self.state_machine.role, self._config, key)
+        grant_create_model(self, self.state_machine.role, self._config, model_role)
         key.grant(self.state_machine.role, "kms:Decrypt", "kms:GenerateDataKey")
         self._acknowledge(self.state_machine.role)
 
@@ -207,16 +250,19 @@ class BatchWorkflow(Construct):
             .otherwise(endings.unfixable())
         )
 
-    def _model_parameters(self) -> tuple[str, str]:
+    def _release_parameters(self) -> tuple[str, str]:
         prefix = self._config.prefix
         return (
-            approved_model_parameter(prefix, "model-name"),
-            approved_model_parameter(prefix, "labels-uri"),
+            release_parameter(prefix, "model-package-arn"),
+            release_parameter(prefix, "labels-uri"),
         )
 
-    def _read_parameter(self, state_id: str, field: str, path: str, name: str) -> sfn.TaskStateBase:
-        parameter = approved_model_parameter(self._config.prefix, field)
-        return tasks.CallAwsService(
+    def _read_parameter(
+        self, state_id: str, field: str, path: str, selector: dict
+    ) -> sfn.TaskStateBase:
+        """GetParameter of one field of the release record (stacks/names.py)."""
+        parameter = release_parameter(self._config.prefix, field)
+        task = tasks.CallAwsService(
             self,
             state_id,
             service="ssm",
@@ -228,9 +274,17 @@ class BatchWorkflow(Construct):
                 )
             ],
             iam_action="ssm:GetParameter",
-            result_selector={f"{name}.$": "$.Parameter.Value"},
+            result_selector=selector,
             result_path=path,
         )
+        task.add_retry(
+            errors=["Ssm.ThrottlingException"],
+            interval=Duration.seconds(2),
+            backoff_rate=2.0,
+            max_attempts=5,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        return task
 
     # --- functions and permissions ------------------------------------------------------------
 
@@ -314,6 +368,14 @@ class BatchWorkflow(Construct):
                 ),
                 self._endings.status_resource: (
                     "Writes only status.json of the batch it runs, under batches/<batch id>/."
+                ),
+                model_arn(self, self._config): (
+                    "Each run creates and deletes its own Model, named after the execution "
+                    "like its transform job; scoped to this stack's prefix."
+                ),
+                package_arn(self, self._config): (
+                    "CreateModel reads the released version, which the release record names: "
+                    "any version of this deployment's model package group."
                 ),
             },
         )

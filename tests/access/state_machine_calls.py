@@ -88,6 +88,11 @@ class Params:
     def __init__(self, raw: Mapping[str, Any], samples: Samples) -> None:
         self.raw, self._samples = raw, samples
 
+    @property
+    def samples(self) -> Samples:
+        """For nested Parameters (e.g. CreateModel's PrimaryContainer)."""
+        return self._samples
+
     def __contains__(self, key: str) -> bool:
         return key in self.raw or f"{key}.$" in self.raw
 
@@ -157,6 +162,10 @@ def _create_model(p: Params, emit: Emit) -> None:
     if p.get("Tags"):
         emit("sagemaker:AddTags", arn, {})
     emit("iam:PassRole", p["ExecutionRoleArn"], {"iam:PassedToService": SAGEMAKER})
+    # A Model from a registry version (the batch run's): the caller reads the version.
+    container = Params(p.raw.get("PrimaryContainer", {}), p.samples)
+    if "ModelPackageName" in container:
+        emit("sagemaker:DescribeModelPackage", container["ModelPackageName"], {})
 
 
 def _create_model_package(p: Params, emit: Emit) -> None:

@@ -28,7 +28,7 @@ from moto.moto_api._internal.models import moto_api_backend
 from moto.sns.models import sns_backends
 
 from grocery import batch as batch_cli
-from stacks.names import approved_model_parameter
+from stacks.names import NO_APPROVED_MODEL, release_parameter
 from tests.infrastructure.conftest import build_app
 from tests.support import custom_resources, images, sfn_local
 
@@ -36,7 +36,9 @@ ACCOUNT, REGION = sfn_local.ACCOUNT, sfn_local.REGION
 BUCKET, ARTIFACTS = "grocery-inference", "grocery-artifacts"
 LABELS = ["Golden-Delicious", "Banana", "Oatly-Oat-Milk", "Vine-Tomato"]
 LABELS_URI = f"s3://{ARTIFACTS}/training-jobs/grocery-t-1/labels.json"
-MODEL = "grocery-model-1"
+# The released version: results rows name it; each run creates its own Model from it.
+MODEL = "grocery-classifier-v3"
+MODEL_ROLE = f"arn:aws:iam::{ACCOUNT}:role/model"
 KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 JPEG = images.jpeg()
 PNG = images.png()
@@ -96,6 +98,8 @@ def _definition(decode_arn: str, topic_arn: str) -> dict[str, Any]:
             values[export] = topic_arn
         elif "DataKey" in export:
             values[export] = KEY_ARN
+        elif "ModelRole" in export and "Arn" in export:
+            values[export] = MODEL_ROLE
     (decode_id,) = [
         lid
         for lid, r in template["Resources"].items()
@@ -112,7 +116,8 @@ class World:
         self.s3 = boto3.client("s3", region_name=REGION)
         self.sfn = boto3.client("stepfunctions", region_name=REGION)
         self.ssm = boto3.client("ssm", region_name=REGION)
-        # The approved-model pointer ("none"), created as the training stack's custom resources do.
+        self.sagemaker = boto3.client("sagemaker", region_name=REGION)
+        # The release record ("none"), created as the training stack's custom resources do.
         custom_resources.run_sdk_calls(_templates()["training"], "Create")
         for bucket in (BUCKET, ARTIFACTS):
             self.s3.create_bucket(Bucket=bucket)
@@ -149,13 +154,19 @@ class World:
         )
 
     def approve_model(self, name: str = MODEL, labels_uri: str = LABELS_URI) -> None:
-        for field, value in (("model-name", name), ("labels-uri", labels_uri)):
+        """Releases version N of `name` (`<group>-v<N>`): writes the release record as the
+        release workflow does. Nothing of the serving stack exists in this world."""
+        for field, value in (("model-package-arn", package_arn(name)), ("labels-uri", labels_uri)):
             self.ssm.put_parameter(
-                Name=approved_model_parameter("grocery", field),
+                Name=release_parameter("grocery", field),
                 Value=value,
                 Type="String",
                 Overwrite=True,
             )
+
+    def models(self) -> list[str]:
+        """The SageMaker Models that exist (batch runs create and delete their own)."""
+        return [m["ModelName"] for m in self.sagemaker.list_models()["Models"]]
 
     def upload(self, key: str, body: bytes) -> dict[str, Any]:
         """Puts the object; returns the EventBridge event S3 sends for it (as documented)."""
@@ -179,6 +190,17 @@ class World:
         trigger_handler.handler(sqs_event(bodies), None)
         (execution,) = self.executions()
         return execution["name"], execution["executionArn"]
+
+
+def package_arn(name: str) -> str:
+    """`grocery-classifier-v3` -> the ARN of version 3 of the group `grocery-classifier`."""
+    group, _, version = name.rpartition("-v")
+    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package/{group}/{version}"
+
+
+def batch_model(execution_name: str) -> str:
+    """The Model a batch run creates for itself (stacks/batch/model.py)."""
+    return f"grocery-b-{execution_name}"
 
 
 _sequencer = iter(range(0x100000, 0x200000))
@@ -240,7 +262,9 @@ def sqs_event(bodies: list[str]) -> dict[str, Any]:
 
 
 def complete_transform(world: World, execution_arn: str, outputs: dict[str, list[float]]) -> dict:
-    """Plays the transform job: writes `<output>/<input key>.out` per image, then succeeds."""
+    """Plays the transform job: writes `<output>/<input key>.out` per image, then succeeds.
+
+    Returns the task, its output prefix and the run's Model as it exists during the job."""
     task = sfn_local.wait_for_task_token(world.sfn, execution_arn, "createTransformJob")
     output = task.parameters["TransformOutput"]["S3OutputPath"]
     prefix = output.removeprefix(f"s3://{BUCKET}/")
@@ -248,7 +272,8 @@ def complete_transform(world: World, execution_arn: str, outputs: dict[str, list
         world.s3.put_object(
             Bucket=BUCKET, Key=f"{prefix}{key}.out", Body=json.dumps({"prediction": probabilities})
         )
-    return {"task": task, "prefix": prefix}
+    model = world.sagemaker.describe_model(ModelName=task.parameters["ModelName"])
+    return {"task": task, "prefix": prefix, "model": model}
 
 
 def decode_payload(world: World, execution_arn: str, predictions_prefix: str) -> dict[str, Any]:
@@ -260,19 +285,25 @@ def decode_payload(world: World, execution_arn: str, predictions_prefix: str) ->
         "record_key": execution_input["record_key"],
         "predictions_prefix": predictions_prefix,
         "results": execution_input["results"],
-        "model": {
-            "name": world.ssm.get_parameter(Name="/grocery/approved-model/model-name")["Parameter"][
-                "Value"
-            ]
-        },
-        "labels": {
-            "uri": world.ssm.get_parameter(Name="/grocery/approved-model/labels-uri")["Parameter"][
-                "Value"
-            ]
-        },
+        "model": released_model(world),
+        "labels": {"uri": _release_record(world, "labels-uri")},
         "transform_error": {},
     }
     return payload
+
+
+def _release_record(world: World, field: str) -> str:
+    name = release_parameter("grocery", field)
+    return world.ssm.get_parameter(Name=name)["Parameter"]["Value"]
+
+
+def released_model(world: World) -> dict[str, str]:
+    """`$.model` of an execution: the released package version and its name `<group>-v<N>`."""
+    arn = _release_record(world, "model-package-arn")
+    if arn == NO_APPROVED_MODEL:
+        return {"package_arn": arn, "name": NO_APPROVED_MODEL}
+    _, group, version = arn.split("/")
+    return {"package_arn": arn, "name": f"{group}-v{version}"}
 
 
 def decode_and_answer(payload: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from tests.e2e.batch_world import (
     GOOD,
     JPEG,
     MODEL,
+    batch_model,
     decode_input,
     execution_states,
     fail_transform,
@@ -40,6 +41,10 @@ def test_a_corrupt_image_makes_a_partial_batch_without_a_pointless_rerun(world, 
     final = sfn_local.wait_for_execution(world.sfn, execution_arn)
 
     assert final["status"] == "SUCCEEDED", execution_states(world, execution_arn)
+    # The failed job's Catch deletes the run's Model before decode.
+    states = execution_states(world, execution_arn)
+    assert states[states.index("Transform") :][:3] == ["Transform", "DeleteModel", "Decode"]
+    assert world.models() == []
     assert execution_states(world, execution_arn)[-2:] == ["NotifyPartial", "PartiallyClassified"]
     assert decode_input(world, execution_arn) == payload
     assert (result["outcome"], result["rerun"]) == ("PARTIAL", False)
@@ -81,6 +86,7 @@ def test_no_capacity_fails_the_batch_and_suggests_the_rerun(world, capsys):
     final = sfn_local.wait_for_execution(world.sfn, execution_arn)
 
     assert (final["status"], final["error"]) == ("FAILED", "TransformJobFailed")
+    assert world.models() == []
     assert (
         final["cause"]
         == f"transform job grocery-b-{batch_id}-0 failed (States.TaskFailed): {CAPACITY}"
@@ -130,4 +136,5 @@ def test_images_deleted_before_the_job_read_them_are_left_out_by_the_suggested_r
     assert (result["outcome"], result["rerun"]) == ("PARTIAL", True)
     ((_, message),) = world.notifications()
     assert f"a re-run leaves them out: python -m grocery batch rerun {batch_id}" in message
-    assert json.loads(world.read(f"batches/{batch_id}/status.json"))["model"] == {"name": MODEL}
+    assert json.loads(world.read(f"batches/{batch_id}/status.json"))["model"]["name"] == MODEL
+    assert batch_model(batch_id) not in world.models()

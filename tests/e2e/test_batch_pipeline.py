@@ -18,15 +18,18 @@ from tests.e2e.batch_world import (
     GOOD,
     JPEG,
     MODEL,
+    MODEL_ROLE,
     REGION,
     SKIPPED,
     World,
+    batch_model,
     complete_transform,
     decode_and_answer,
     decode_input,
     decode_payload,
     decode_runs_in_lambda,
     eventbridge_event,
+    package_arn,
     rows_of,
     sqs_event,
 )
@@ -72,7 +75,12 @@ def test_uploads_are_classified_in_one_batch_with_every_skip_explained(world):
         world, execution["executionArn"], {key: probs for key, (_, probs) in GOOD.items()}
     )
     parameters = transform["task"].parameters
-    assert parameters["ModelName"] == MODEL
+    # The run's own Model, from the released version's package: nothing of Grocery-Serving.
+    assert parameters["ModelName"] == batch_model(batch_id)
+    model = transform["model"]
+    assert model["PrimaryContainer"] == {"ModelPackageName": package_arn(MODEL)}
+    assert model["ExecutionRoleArn"] == MODEL_ROLE
+    assert world.models() == [batch_model(batch_id)]
     assert parameters["TransformJobName"] == f"grocery-b-{batch_id}-0"
     assert parameters["TransformInput"]["DataSource"]["S3DataSource"] == {
         "S3DataType": "ManifestFile",
@@ -95,6 +103,7 @@ def test_uploads_are_classified_in_one_batch_with_every_skip_explained(world):
     assert final["status"] == "SUCCEEDED", sfn_local.state_sequence(
         world.sfn, execution["executionArn"]
     )
+    assert world.models() == []  # deleted once the job ended
     assert decode_input(world, execution["executionArn"]) == payload
     assert result == {
         "batch_id": batch_id,
@@ -166,7 +175,7 @@ def test_uploads_are_classified_in_one_batch_with_every_skip_explained(world):
     status = json.loads(world.read(f"batches/{batch_id}/status.json"))
     assert (status["status"], status["model"], status["results"]) == (
         "SUCCEEDED",
-        {"name": MODEL},
+        {"name": MODEL, "package_arn": package_arn(MODEL)},
         result,
     )
     ((subject, message),) = world.notifications()
@@ -174,7 +183,7 @@ def test_uploads_are_classified_in_one_batch_with_every_skip_explained(world):
     assert "3 of 4 images classified, 1 failed, 7 objects skipped" in message
 
 
-def test_without_an_approved_model_the_batch_fails_clearly_and_one_command_reruns_it(world, capsys):
+def test_without_a_released_model_the_batch_fails_clearly_and_one_command_reruns_it(world, capsys):
     key, (body, probabilities) = next(iter(GOOD.items()))
     trigger_handler.handler(sqs_event([json.dumps(world.upload(key, body))]), None)
     (execution,) = world.executions()
@@ -183,16 +192,27 @@ def test_without_an_approved_model_the_batch_fails_clearly_and_one_command_rerun
     failed = sfn_local.wait_for_execution(world.sfn, execution["executionArn"])
 
     assert failed["status"] == "FAILED"
-    assert failed["error"] == "NoApprovedModel"
-    assert failed["cause"].startswith("no approved model yet: run training and approve a version")
+    assert failed["error"] == "NoReleasedModel"
+    assert failed["cause"].startswith(
+        "no released model yet: approve a version (python -m grocery models approve N)"
+    )
+    assert "/grocery/release/model-package-arn" in failed["cause"]
+    assert "CreateModel" not in sfn_local.state_sequence(world.sfn, execution["executionArn"])
     ((subject, message),) = world.notifications()
     assert subject == f"grocery: batch {batch_id} FAILED"
     assert f"re-run it with: python -m grocery batch rerun {batch_id}" in message
     status = json.loads(world.read(f"batches/{batch_id}/status.json"))
-    assert (status["status"], status["error"]["Error"]) == ("FAILED", "NoApprovedModel")
+    assert (status["status"], status["error"]["Error"]) == ("FAILED", "NoReleasedModel")
 
-    # Training approves a model; the operator re-runs the recorded batch.
+    # A version is released; the operator re-runs the recorded batch. A Model named after
+    # the batch id (as a stopped earlier run would leave it) is in no run's way.
     world.approve_model()
+    leftover = batch_model(batch_id)
+    world.sagemaker.create_model(
+        ModelName=leftover,
+        ExecutionRoleArn=MODEL_ROLE,
+        PrimaryContainer={"ModelPackageName": package_arn(MODEL)},
+    )
     assert cli_main(["batch", "rerun", batch_id]) == 0
     rerun = next(e for e in world.executions() if e["name"] != batch_id)
     assert rerun["name"].startswith(f"{batch_id}-r")
@@ -204,7 +224,9 @@ def test_without_an_approved_model_the_batch_fails_clearly_and_one_command_rerun
         output=json.dumps({"TransformJobName": "x", "TransformJobStatus": "Completed"}),
     )
 
+    assert transform["task"].parameters["ModelName"] == batch_model(rerun["name"])
     assert sfn_local.wait_for_execution(world.sfn, rerun["executionArn"])["status"] == "SUCCEEDED"
+    assert world.models() == [leftover]
     (row,) = rows_of(world, batch_id)
     assert (row["status"], row["label"], row["model"]) == ("classified", "Golden-Delicious", MODEL)
     assert cli_main(["batch", "status", batch_id]) == 0

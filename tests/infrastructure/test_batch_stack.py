@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 
+import botocore.session
 import pytest
 from aws_cdk.assertions import Match, Template
 
+from grocery import batch as batch_cli
 from grocery_common import batch_layout
 from stacks import names
 from stacks.batch import BATCHES_PREFIX
+from stacks.batch.transform import batch_model_name
+from stacks.config import Config
 from stacks.instance_storage import has_instance_storage
 from tests.infrastructure.conftest import build_app
 from tests.support.state_machines import (
@@ -50,6 +55,27 @@ def _statements(template: Template, role_prefix: str) -> list[dict]:
         if role_prefix in roles:
             found.extend(policy["Properties"]["PolicyDocument"]["Statement"])
     return found
+
+
+def _actions(statement: dict) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else action
+
+
+def _grants(statements: list[dict]) -> dict[str, set[str]]:
+    """{action: the resources' ARN tails after the account}, over Allow statements."""
+    grants: dict[str, set[str]] = {}
+    for statement in statements:
+        resources = statement["Resource"]
+        for resource in resources if isinstance(resources, list) else [resources]:
+            tail = (
+                resource["Fn::Join"][1][-1]
+                if isinstance(resource, dict) and "Fn::Join" in resource
+                else json.dumps(resource)
+            )
+            for action in _actions(statement):
+                grants.setdefault(action, set()).add(tail)
+    return grants
 
 
 def test_layout_of_the_lambdas_matches_the_stacks():
@@ -180,7 +206,8 @@ class TestStateMachine:
             "S3DataType": "ManifestFile",
             "S3Uri.$": "$.manifest_uri",
         }
-        assert p["ModelName.$"] == "$.model.name"
+        # The run's own Model (the CreateModel state's), named after the execution.
+        assert p["ModelName.$"] == "States.Format('grocery-b-{}', $$.Execution.Name)"
         assert p["TransformResources"]["InstanceType"] == "ml.m4.xlarge"
         assert p["TransformResources"]["VolumeKmsKeyId"] == p["TransformOutput"]["KmsKeyId"]
         assert "ImportValue" in p["TransformOutput"]["KmsKeyId"]
@@ -218,22 +245,38 @@ class TestStateMachine:
     def test_local_storage_families(self, instance, local):
         assert has_instance_storage(instance) is local
 
-    def test_approved_model_is_read_from_ssm_at_run_time(self, template):
+    def test_the_release_record_is_read_from_ssm_at_run_time(self, template):
         definition = _definition(template)
         reads = {
             s["Parameters"]["Name"]: s
             for _, s in iter_states(definition)
             if s.get("Resource") == "arn:aws:states:::aws-sdk:ssm:getParameter"
         }
+        # Not the approved-model pointer, which names the serving stack's Model.
         assert set(reads) == {
-            names.approved_model_parameter("grocery", "model-name"),
-            names.approved_model_parameter("grocery", "labels-uri"),
+            names.release_parameter("grocery", "model-package-arn"),
+            names.release_parameter("grocery", "labels-uri"),
         }
-        choice = definition["States"]["AnyImages?"]
-        no_model = next(c for c in choice["Choices"] if c["Next"] == "NoApprovedModel")
-        assert {c["StringEquals"] for c in no_model["Or"]} == {names.NO_APPROVED_MODEL}
-        cause = definition["States"]["NoApprovedModel"]["Result"]["Cause"]
-        assert cause.startswith("no approved model yet: run training and approve a version")
+        choice = definition["States"]["Released?"]
+        (not_released,) = choice["Choices"]
+        assert {c["Variable"] for c in not_released["Or"]} == {
+            "$.model.package_arn",
+            "$.labels.uri",
+        }
+        assert {c["StringEquals"] for c in not_released["Or"]} == {names.NO_APPROVED_MODEL}
+        assert definition["States"]["NotReleased?"]["Default"] == "NoReleasedModel"
+        cause = definition["States"]["NoReleasedModel"]["Result"]["Cause"]
+        assert cause.startswith(
+            "no released model yet: approve a version (python -m grocery models approve N)"
+        )
+
+    def test_version_name_comes_from_the_package_arn(self, template):
+        name = _definition(template)["States"]["NameVersion"]["Parameters"]["name.$"]
+        parts = "States.StringSplit($.model.package_arn, '/')"
+        assert name == (
+            f"States.Format('{{}}-v{{}}', States.ArrayGetItem({parts}, 1), "
+            f"States.ArrayGetItem({parts}, 2))"
+        )
 
     def test_every_failure_is_recorded_notified_and_fails_with_its_cause(self, template):
         states = _definition(template)["States"]
@@ -242,33 +285,54 @@ class TestStateMachine:
             "ErrorPath": "$.error.Error",
             "CausePath": "$.error.Cause",
         }
-        for name in ("ReadModelName", "ReadLabelsUri", "Decode"):
+        for name in ("ReadPackageArn", "ReadLabelsUri", "CreateModel", "Decode"):
             assert states[name]["Catch"][-1]["Next"] == "SummariseFailure"
-        assert states["Transform"]["Catch"][0]["Next"] == "Decode"  # keep what was classified
+        # The Model goes first, then decode keeps what was classified.
+        assert states["Transform"]["Catch"][0]["Next"] == "DeleteModel"
         assert states["RecordFailure"]["Next"] == "NotifyFailure"
         assert states["NotifyFailure"]["Next"] == "Failed"
         assert "python -m grocery batch rerun" in states["NotifyFailure"]["Parameters"]["Message.$"]
 
-    def test_role_holds_exactly_what_transform_sync_needs(self, template):
+    def test_role_holds_exactly_what_transform_sync_and_the_run_model_need(self, template):
         statements = _statements(template, "WorkflowStateMachineRole")
-        sagemaker = [s for s in statements if any("sagemaker:" in a for a in s["Action"])]
-        (transform,) = sagemaker
-        assert sorted(transform["Action"]) == [
-            "sagemaker:AddTags",
-            "sagemaker:CreateTransformJob",
-            "sagemaker:DescribeTransformJob",
-            "sagemaker:ListTags",
-            "sagemaker:StopTransformJob",
-        ]
-        assert transform["Resource"]["Fn::Join"][1][-1] == ":transform-job/grocery-b-*"
+        grants = _grants(statements)
+        sagemaker = {a: r for a, r in grants.items() if a.startswith("sagemaker:")}
+        jobs, models = {":transform-job/grocery-b-*"}, {":model/grocery-b-*"}
+        assert sagemaker == {
+            "sagemaker:CreateTransformJob": jobs,
+            "sagemaker:DescribeTransformJob": jobs,
+            "sagemaker:StopTransformJob": jobs,
+            "sagemaker:ListTags": jobs,
+            "sagemaker:AddTags": jobs | models,
+            "sagemaker:CreateModel": models,
+            "sagemaker:DeleteModel": models,
+            # CreateModel reads the released version: this deployment's group only.
+            "sagemaker:DescribeModelPackage": {":model-package/grocery-classifier/*"},
+        }
+        # The release record only: not the approved-model pointer.
+        assert grants["ssm:GetParameter"] == {
+            ":parameter/grocery/release/model-package-arn",
+            ":parameter/grocery/release/labels-uri",
+        }
         (rule,) = [s for s in statements if "events:PutRule" in s["Action"]]
         assert rule["Resource"]["Fn::Join"][1][-1] == (
             ":rule/StepFunctionsGetEventsForSageMakerTransformJobsRule"
         )
         actions = json.dumps([s["Action"] for s in statements])
-        assert "iam:PassRole" not in actions
         assert '"*"' not in actions
         assert ':*"' not in actions
+
+    def test_role_passes_only_the_model_role_and_only_to_sagemaker(self, template):
+        (passing,) = [
+            s
+            for s in _statements(template, "WorkflowStateMachineRole")
+            if "iam:PassRole" in _actions(s)
+        ]
+        assert _actions(passing) == ["iam:PassRole"]
+        assert "ModelRole" in passing["Resource"]["Fn::ImportValue"]
+        assert passing["Condition"] == {
+            "StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}
+        }
 
     def test_model_role_may_read_the_manifests(self, template):
         (policy,) = [
@@ -299,3 +363,90 @@ def test_dashboard_handles(stacks):
     ):
         assert getattr(batch, name) is not None
     assert batch.trigger_function.function_arn != batch.decode_function.function_arn
+
+
+class TestRunModel:
+    """Each run's own Model: from the released package, deleted on every path after the job."""
+
+    @staticmethod
+    def _states(template: Template) -> dict:
+        return _definition(template)["States"]
+
+    def test_created_from_the_released_package_with_network_isolation(self, template):
+        state = self._states(template)["CreateModel"]
+        assert state["Resource"] == "arn:aws:states:::sagemaker:createModel"
+        p = state["Parameters"]
+        assert p["ModelName.$"] == "States.Format('grocery-b-{}', $$.Execution.Name)"
+        assert p["PrimaryContainer"] == {"ModelPackageName.$": "$.model.package_arn"}
+        # The serving Model's role (training stack's ModelRole), imported.
+        parts = _only(template, "AWS::StepFunctions::StateMachine")["DefinitionString"]["Fn::Join"][
+            1
+        ]
+        (after,) = [
+            parts[i + 1]
+            for i, part in enumerate(parts)
+            if str(part).endswith('"ExecutionRoleArn":"')
+        ]
+        assert "ModelRole" in after["Fn::ImportValue"]
+        assert p["EnableNetworkIsolation"] is True
+        assert {"Key": "batch-id", "Value.$": "$.batch_id"} in p["Tags"]
+        assert state["Next"] == "Transform"
+        assert sagemaker_parameter_errors("CreateModel", p) == ""
+
+    def test_deleted_by_the_name_it_was_created_with(self, template):
+        states = self._states(template)
+        delete = states["DeleteModel"]
+        assert delete["Resource"] == "arn:aws:states:::aws-sdk:sagemaker:deleteModel"
+        name = states["CreateModel"]["Parameters"]["ModelName.$"]
+        assert delete["Parameters"] == {"ModelName.$": name}
+        assert _transform(_definition(template))["Parameters"]["ModelName.$"] == name
+        assert sagemaker_parameter_errors("DeleteModel", delete["Parameters"]) == ""
+
+    def test_names_fit_sagemaker_for_the_longest_prefix_and_rerun(self):
+        shape = (
+            botocore.session.get_session()
+            .get_service_model("sagemaker")
+            .operation_model("CreateModel")
+            .input_shape.members["ModelName"]
+        )
+        execution = batch_cli.rerun_execution_name("20261125-132557-0123456789ab", now=2**32)
+        expression = batch_model_name(Config(prefix="p" * 20))
+        name = expression.split("'")[1].replace("{}", execution)
+        assert len(name) <= shape.metadata["max"] == 63
+        assert re.fullmatch(shape.metadata["pattern"].strip("^$"), name)
+
+    def test_every_path_from_the_created_model_to_an_end_deletes_it(self, template):
+        states = self._states(template)
+        create, transform = states["CreateModel"], states["Transform"]
+        # A failed CreateModel created nothing; once it succeeded, the transform is next,
+        # and every way out of the transform (done, failed, timed out) is DeleteModel.
+        assert create["Next"] == "Transform"
+        assert [c["Next"] for c in create["Catch"]] == ["SummariseFailure"]
+        assert transform["Next"] == "DeleteModel"
+        assert [(c["ErrorEquals"], c["Next"]) for c in transform["Catch"]] == [
+            (["States.ALL"], "DeleteModel")
+        ]
+        delete = states["DeleteModel"]
+        assert delete["Next"] == "Decode"
+        # A failed delete still decodes (the results stay), its error kept apart.
+        assert [(c["ErrorEquals"], c["Next"], c["ResultPath"]) for c in delete["Catch"]] == [
+            (["States.ALL"], "Decode", "$.model_cleanup_error")
+        ]
+
+    def test_create_and_delete_retry_throttling(self, template):
+        states = self._states(template)
+        for name in ("CreateModel", "DeleteModel"):
+            (retry,) = states[name]["Retry"]
+            assert "SageMaker.ThrottlingException" in retry["ErrorEquals"]
+            assert retry["MaxAttempts"] == 5
+
+    def test_no_model_is_created_for_a_batch_with_nothing_to_classify(self, template):
+        states = self._states(template)
+        for choice in ("AnyImages?", "NotReleased?"):
+            (empty,) = states[choice]["Choices"]
+            assert (empty["Variable"], empty["NumericEquals"], empty["Next"]) == (
+                "$.image_count",
+                0,
+                "Decode",
+            )
+        assert states["AnyImages?"]["Default"] == "CreateModel"
