@@ -18,6 +18,7 @@ from stacks.serving.names import endpoint_name
 from stacks.storage_stack import StorageStack
 from stacks.training.approved_model_pointer import ApprovedModelPointer
 from stacks.training.definition import Resources, TrainingDefinition
+from stacks.training.guard import state_machine_name
 from stacks.training.names import LABELS_FILE, MANIFEST_FILE, TRAINING_JOBS_PREFIX, job_name_prefix
 from stacks.training.register import METRICS_FILE, declare_group, grant_registration
 from stacks.training.roles import (
@@ -26,6 +27,7 @@ from stacks.training.roles import (
     model_role,
     training_role,
 )
+from stacks.training.triggers import retrain_triggers
 
 
 class TrainingStack(Stack):
@@ -108,7 +110,8 @@ class TrainingStack(Stack):
         self.state_machine = sfn.StateMachine(
             self,
             "Pipeline",
-            state_machine_name=f"{config.prefix}-training",
+            # Fixed: the concurrency guard's grant is built from it (guard.py).
+            state_machine_name=state_machine_name(config.prefix),
             state_machine_type=sfn.StateMachineType.STANDARD,
             definition_body=sfn.DefinitionBody.from_chainable(self.definition.start),
             comment="Train the grocery classifier on GPU, gate on validation:accuracy, "
@@ -165,6 +168,14 @@ class TrainingStack(Stack):
                 "scoped to the pipeline's name prefix",
             )
         depend_on_policy_only(self.state_machine, self.state_machine.role)
+        # Retraining triggers (config retrain_on_new_dataset / retrain_schedule); None when off.
+        self.retrain_triggers = retrain_triggers(
+            self,
+            config=config,
+            storage=storage,
+            state_machine=self.state_machine,
+            release_parameter_arn=self.approved_model.arns["release-model-package-arn"],
+        )
 
         CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
         # No output re-exports a storage value (cfn-lint W6001): the artifacts bucket is

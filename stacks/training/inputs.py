@@ -1,7 +1,7 @@
 """Input checks, before any GPU starts: the execution input's shape, the dataset's
 manifest.json and labels.json, and the hyperparameters of the run.
 
-"Read input" -> "Apply defaults" -> "Check input" -> "Read manifest" -> "Read labels" ->
+"Read input" -> "Apply defaults" -> the concurrency guard (guard.py) -> "Check input" -> "Read manifest" -> "Read labels" ->
 "Check manifest" -> "Collect hyperparameters" -> "Merge hyperparameters" (config <- input
 <- manifest) -> "Check mini_batch_size type" -> clamp it to the training images -> `then`.
 """
@@ -12,12 +12,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 
 from stacks.training.common import FAILURE, Stage, retry_throttling
+from stacks.training.guard import concurrency_guard
 from stacks.training.names import LABELS_FILE, MANIFEST_FILE
 
 
 def input_checks(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
     """The first state of the definition; a valid run continues with `then`."""
-    return _read_input(stage).next(_check_input(stage, _read_dataset(stage, then)))
+    checks = _check_input(stage, _read_dataset(stage, then))
+    return _read_input(stage).next(concurrency_guard(stage, checks))
 
 
 def _read_input(stage: Stage) -> sfn.Chain:

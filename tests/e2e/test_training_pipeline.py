@@ -350,3 +350,30 @@ def test_with_the_test_gate_the_version_carries_the_test_report(gated_pipeline):
         )["Body"].read()
     )
     assert metrics["test"] == {"accuracy": 0.75, "images": 4, "threshold": 0.75, "report": report}
+
+
+def test_a_second_training_while_one_runs_is_refused_and_notified(pipeline):
+    pipeline.upload_dataset()
+    first = pipeline.start()
+    task = sfn_local.wait_for_task_token(pipeline.sfn, first, "createTrainingJob")
+
+    second = pipeline.start()
+    refused = pipeline.wait(second)
+
+    assert refused["status"] == "FAILED"
+    assert refused["cause"].startswith(
+        f"TrainingAlreadyRunning: execution {first} is running; wait for it or stop it with "
+        f"`aws stepfunctions stop-execution --execution-arn {first}`"
+    )
+    states = sfn_local.state_sequence(pipeline.sfn, second)
+    assert "Read manifest" not in states  # refused before anything else
+    assert states[-3:] == ["Training already running", "Notify failure", "Failed"]
+    (notification,) = pipeline.notifications()
+    assert "TrainingAlreadyRunning" in notification["Message"]
+    # The running one is untouched and finishes as usual.
+    pipeline.sfn.send_task_success(
+        taskToken=task.token,
+        output=json.dumps({"TrainingJobName": task.parameters["TrainingJobName"]}),
+    )
+    finished = pipeline.wait(first)
+    assert finished["cause"].startswith("AccuracyMissing:")  # that answer had no metrics

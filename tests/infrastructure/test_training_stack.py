@@ -539,3 +539,25 @@ def test_test_gate_permissions_and_nag(gated):
     assert "/test/*" in json.dumps([s["Resource"] for s in model["s3:GetObject"]])
     report = AwsSolutionsChecks().validate_scope(gated)
     assert [v.rule_name for v in report.violations] == []
+
+
+# --- the concurrency guard ---------------------------------------------------------------
+
+
+def test_the_first_call_lists_this_state_machines_running_executions(definition, template):
+    states = dict(iter_states(definition))
+    assert states["Apply defaults"]["Next"] == "List running trainings"
+    listing = states["List running trainings"]
+    assert listing["Resource"] == "arn:aws:states:::aws-sdk:sfn:listExecutions"
+    assert listing["Parameters"] == {
+        "StateMachineArn.$": "$$.StateMachine.Id",
+        "StatusFilter": "RUNNING",
+        "MaxResults": 1000,
+    }
+    assert "Sfn.ThrottlingException" in listing["Retry"][0]["ErrorEquals"]
+    choice = states["Another training running?"]
+    assert choice["Choices"][0]["Next"] == "Check input"
+    assert choice["Default"] == "Training already running"
+    # Granted on the machine's own ARN, built from its fixed name (no self-reference cycle).
+    (grant,) = _by_action(_policy_statements(template, "PipelineRole"))["states:ListExecutions"]
+    assert json.dumps(grant["Resource"]).endswith(':stateMachine:grocery-training"]]}')
