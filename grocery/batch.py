@@ -4,8 +4,8 @@ A batch is recorded under `s3://<inference bucket>/batches/<batch id>/` (batch.j
 manifest.json, status.json once a run ended). `rerun` checks that every image of
 the batch still exists (the ones deleted since are skipped, with that reason),
 rewrites the manifest and starts a new execution of the batch state machine,
-which reads the approved model again: re-run a batch that failed for want of a
-model once training has approved one.
+which reads the release record again (the released model version, docs/batch.md):
+re-run a batch that failed for want of a model once a version was released.
 """
 
 from __future__ import annotations
