@@ -84,8 +84,15 @@ class StorageStack(Stack):
         )
 
         self.access_logs = access_log_bucket(self, "AccessLogs", retain_data=retain)
+        # EventBridge only with the new-dataset retraining trigger (stacks/training/triggers.py):
+        # S3 events on EventBridge are billed opt-in data events, one per uploaded image.
         self.training_data = secure_bucket(
-            self, "TrainingData", key=self.key, access_logs=self.access_logs, retain_data=retain
+            self,
+            "TrainingData",
+            key=self.key,
+            access_logs=self.access_logs,
+            retain_data=retain,
+            event_bridge=config.retrain_on_new_dataset,
         )
         self.artifacts = secure_bucket(
             self, "Artifacts", key=self.key, access_logs=self.access_logs, retain_data=retain
