@@ -28,7 +28,6 @@ from stacks.training.roles import (
     training_role,
 )
 from stacks.training.triggers import retrain_triggers
-from stacks.training.triggers import retrain_triggers
 
 
 class TrainingStack(Stack):
@@ -169,14 +168,6 @@ class TrainingStack(Stack):
                 "scoped to the pipeline's name prefix",
             )
         depend_on_policy_only(self.state_machine, self.state_machine.role)
-        # Retraining triggers (config retrain_on_new_dataset / retrain_schedule); None when off.
-        self.retrain_triggers = retrain_triggers(
-            self,
-            config=config,
-            storage=storage,
-            state_machine=self.state_machine,
-            release_parameter_arn=self.approved_model.arns["release-model-package-arn"],
-        )
         # Retraining triggers (config retrain_on_new_dataset / retrain_schedule); None when off.
         self.retrain_triggers = retrain_triggers(
             self,
