@@ -40,7 +40,7 @@ CONTEXT ?=
 # The CONTEXT of the last synth, rewritten only when it differs: a different CONTEXT is an
 # input that changed, the same one is not.
 SYNTH_CONTEXT := .synth-context
-$(shell [ "$$(cat $(SYNTH_CONTEXT) 2>/dev/null)" = "$(CONTEXT)" ] || printf '%s' "$(CONTEXT)" > $(SYNTH_CONTEXT))
+$(shell [ -f $(SYNTH_CONTEXT) ] && [ "$$(cat $(SYNTH_CONTEXT))" = "$(CONTEXT)" ] || printf '%s' "$(CONTEXT)" > $(SYNTH_CONTEXT))
 
 # Synthesized again only when an input changed (`make test` after `make synth` reuses it).
 SYNTH_INPUTS := app.py cdk.json $(SYNTH_CONTEXT) $(shell find stacks lambdas -name '*.py' -not -path '*/__pycache__/*')
