@@ -12,7 +12,7 @@ CreateModelPackage: https://docs.aws.amazon.com/sagemaker/latest/APIReference/AP
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Duration, Stack
+from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_stepfunctions as sfn
@@ -40,14 +40,22 @@ REGISTER_THROTTLING = ["ThrottlingException", "SageMaker.ThrottlingException"]
 
 
 def declare_group(scope: Construct, prefix: str) -> sagemaker.CfnModelPackageGroup:
-    """`<prefix>-classifier`: created empty by the training stack (costs nothing)."""
-    return sagemaker.CfnModelPackageGroup(
+    """`<prefix>-classifier`: created empty by the training stack (costs nothing).
+
+    Retained on stack deletion: its versions are the record of what was trained and served,
+    and the versions the pipeline created are not CloudFormation resources, so deleting the
+    group with the stack would fail on (or outlive) them. README "Storage" says how to
+    delete it by hand.
+    """
+    group = sagemaker.CfnModelPackageGroup(
         scope,
         "ModelPackageGroup",
         model_package_group_name=model_package_group(prefix),
         model_package_group_description="Grocery classifier versions: every model that passed "
         "the training gates, with metrics and approval status (docs/training.md)",
     )
+    group.apply_removal_policy(RemovalPolicy.RETAIN)
+    return group
 
 
 def package_arns(scope: Construct, prefix: str) -> list[str]:

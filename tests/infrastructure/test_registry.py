@@ -45,6 +45,8 @@ def test_the_training_stack_declares_the_group(template):
     groups = template.find_resources("AWS::SageMaker::ModelPackageGroup")
     (group,) = groups.values()
     assert group["Properties"]["ModelPackageGroupName"] == "grocery-classifier"
+    # Kept by cdk destroy: the versions in it are the record of what was served.
+    assert group["DeletionPolicy"] == group["UpdateReplacePolicy"] == "Retain"
     outputs = template.find_outputs("ModelPackageGroupName")
     (output,) = outputs.values()
     assert output["Value"] == "grocery-classifier"
