@@ -14,7 +14,14 @@ from tests.access.templates import ACCOUNT, REGION, AppResolver
 from tests.infrastructure.conftest import build_app
 
 # Everything on: the optional test-set gate adds a Lambda, a transform task and grants.
-CONTEXT = {"account": ACCOUNT, "region": REGION, "test_accuracy_threshold": "0.5"}
+# Both retraining triggers add a function, a rule, a schedule and their roles.
+CONTEXT = {
+    "account": ACCOUNT,
+    "region": REGION,
+    "test_accuracy_threshold": "0.5",
+    "retrain_on_new_dataset": "true",
+    "retrain_schedule": "cron(0 3 ? * MON *)",
+}
 APPROVED_JOB = "grocery-train-0123456789abcdef0123456789abcdef"
 POWERTOOLS_LAYER = (
     "arn:aws:lambda:us-east-1:017000801446:layer:AWSLambdaPowertoolsPythonV3-python314-arm64:1"

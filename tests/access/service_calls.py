@@ -3,8 +3,9 @@
 - every alarm action on an SNS topic: CloudWatch publishes as `cloudwatch.amazonaws.com`
   with the alarm as aws:SourceArn (AWS re:Post, "Why didn't I receive an SNS notification
   for my CloudWatch alarm trigger?", https://repost.aws/knowledge-center/cloudwatch-receive-sns-for-alarm-trigger);
-- every EventBridge rule target and dead-letter queue: `events.amazonaws.com` sends with
-  the rule as aws:SourceArn;
+- every EventBridge rule target and dead-letter queue: `events.amazonaws.com` sends (or
+  invokes a function) with the rule as aws:SourceArn;
+- every EventBridge Scheduler schedule: its role invokes the target and sends dead letters;
 - every KMS-encrypted log group: `logs.<region>.amazonaws.com` with the log group in
   kms:EncryptionContext:aws:logs:arn
   (https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/encrypt-log-data-kms.html);
@@ -104,6 +105,33 @@ def rule_calls(model: AccessModel) -> Iterator[Call]:
                     context=_source(rule_arn),
                     why="EventBridge rule target (or its dead-letter queue)",
                 )
+
+
+def schedule_calls(model: AccessModel) -> Iterator[Call]:
+    """EventBridge Scheduler calls its templated target, and sends dead letters, with the
+    schedule's execution role (https://docs.aws.amazon.com/scheduler/latest/UserGuide/managing-targets-templated.html,
+    configuring-schedule-dlq.html)."""
+    for stack, logical_id, resource in model.resources_of_type("AWS::Scheduler::Schedule"):
+        target = resource["Properties"]["Target"]
+        path = model.paths.get((stack, logical_id), logical_id)
+        role = _role_path(model, target["RoleArn"])
+        if ":lambda:" not in target["Arn"]:
+            raise ValueError(f"{path}: no calls known for schedule target {target['Arn']}")
+        yield Call(
+            id=f"{path} invokes {target['Arn'].rsplit(':', 1)[-1]}",
+            who=role,
+            action="lambda:InvokeFunction",
+            resource=target["Arn"],
+            why="EventBridge Scheduler templated target (Lambda Invoke) with the schedule's role",
+        )
+        if "DeadLetterConfig" in target:
+            yield Call(
+                id=f"{path} sends a dead letter",
+                who=role,
+                action="sqs:SendMessage",
+                resource=target["DeadLetterConfig"]["Arn"],
+                why="EventBridge Scheduler dead-letter queue, with the schedule's role",
+            )
 
 
 def log_group_calls(model: AccessModel) -> Iterator[Call]:
@@ -227,6 +255,7 @@ def derived_service_calls(model: AccessModel) -> list[Call]:
     return [
         *alarm_calls(model),
         *rule_calls(model),
+        *schedule_calls(model),
         *log_group_calls(model),
         *event_source_calls(model),
         *permission_calls(model),

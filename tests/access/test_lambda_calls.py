@@ -130,6 +130,7 @@ def test_every_function_of_the_app_has_its_package_scanned(model: AccessModel) -
         "batch_trigger",
         "classify_api",
         "drift_check",
+        "retrain_trigger",
         "training_evaluate",
     }
 

@@ -14,6 +14,7 @@ from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 from stacks.training.triggers import MANIFEST_PATTERN
+from tests.infrastructure import test_static_analysis as static
 from tests.infrastructure.conftest import build_app
 
 SCHEDULE = "cron(0 3 ? * MON *)"
@@ -209,3 +210,11 @@ def test_training_template_passes_cfn_lint(training, tmp_path):
     path.write_text(json.dumps(training.to_json()))
     matches = [m for m in lint(path.read_text(), regions=["us-east-1"]) if m.rule.id[0] in "EW"]
     assert [str(m) for m in matches] == []
+
+
+def test_the_static_analysis_rules_hold_with_the_triggers(triggered):
+    """The whole-app rules of test_static_analysis.py, on this app: no wildcard actions or
+    managed policies, narrow and reasoned acknowledgments and checkov skips."""
+    static.test_no_wildcard_actions_and_no_managed_policies(triggered)
+    static.test_acknowledgments_are_narrow_and_reasoned(triggered)
+    static.test_checkov_skips_are_per_resource_and_reasoned(triggered)
