@@ -54,10 +54,32 @@ _HINTS = {
 }
 
 
-@functools.cache
-def _client(service: str) -> Any:
-    """One client per service and execution environment (reused across invocations)."""
-    return boto3.client(service, config=_CLIENT_CONFIG)
+class Clients:
+    """One client per service and execution environment, made on first use and reused
+    across invocations."""
+
+    @functools.cached_property
+    def s3(self) -> Any:
+        return boto3.client("s3", config=_CLIENT_CONFIG)
+
+    @functools.cached_property
+    def ssm(self) -> Any:
+        return boto3.client("ssm", config=_CLIENT_CONFIG)
+
+    @functools.cached_property
+    def sagemaker(self) -> Any:
+        return boto3.client("sagemaker", config=_CLIENT_CONFIG)
+
+    @functools.cached_property
+    def stepfunctions(self) -> Any:
+        return boto3.client("stepfunctions", config=_CLIENT_CONFIG)
+
+    @functools.cached_property
+    def sns(self) -> Any:
+        return boto3.client("sns", config=_CLIENT_CONFIG)
+
+
+CLIENTS = Clients()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +105,7 @@ class Settings:
 @logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = Settings.from_environment()
-    s3 = _client("s3")
+    s3 = CLIENTS.s3
     if event.get("source") == "aws.s3" and event.get("detail-type") == "Object Created":
         plan, when = _plan_for_upload(event, settings), event.get("time")
     elif event.get("trigger") == SCHEDULE:
@@ -120,7 +142,7 @@ def _plan_for_schedule(s3: Any, settings: Settings) -> Plan | None:
         return None
     served = None
     if settings.incremental:
-        served = served_version(_client("ssm"), _client("sagemaker"), settings.release_parameter)
+        served = served_version(CLIENTS.ssm, CLIENTS.sagemaker, settings.release_parameter)
 
     def version_labels(version: ServedVersion) -> list[str]:
         return read_labels(s3, *parse_s3_uri(version.labels_uri))
@@ -139,7 +161,7 @@ def start(plan: Plan, when: Any, settings: Settings) -> dict[str, Any]:
     name = plan.execution_name(when)
     summary = {"trigger": plan.trigger, "dataset": plan.dataset, "mode": plan.mode}
     metrics.add_dimension("Trigger", plan.trigger)
-    sfn = _client("stepfunctions")
+    sfn = CLIENTS.stepfunctions
     try:
         response = sfn.start_execution(
             stateMachineArn=settings.state_machine_arn,
@@ -179,7 +201,7 @@ def _notify_refused(settings: Settings, plan: Plan, name: str, code: str, text: 
         "Look at the state machine's executions; to train anyway, start it by hand:",
         f"  python -m grocery train --dataset {plan.dataset}",
     ]
-    _client("sns").publish(
+    CLIENTS.sns.publish(
         TopicArn=settings.topic_arn,
         Subject=f"Retraining not started ({plan.trigger} trigger)",
         Message="\n".join(lines),

@@ -337,7 +337,6 @@ def test_a_refused_start_is_counted_and_notified(world, capsys):
 def test_a_throttled_start_is_notified_with_its_code(world, monkeypatch):
     world.upload("grocery-2027-01")
     version = world.release()
-    real_client = trigger._client
 
     class Throttled:
         def start_execution(self, **_):
@@ -346,11 +345,7 @@ def test_a_throttled_start_is_notified_with_its_code(world, monkeypatch):
                 "StartExecution",
             )
 
-    monkeypatch.setattr(
-        trigger,
-        "_client",
-        lambda name: Throttled() if name == "stepfunctions" else real_client(name),
-    )
+    monkeypatch.setattr(trigger.CLIENTS, "stepfunctions", Throttled())
     result = run(SCHEDULED)
     assert (result["started"], result["error"]) == (False, "ThrottlingException")
     [notification] = world.notifications()
@@ -408,23 +403,21 @@ def test_unusable_dataset_labels_mean_a_full_training(world, caplog):
 def test_access_errors_are_not_taken_for_missing_data(world, monkeypatch, service, method):
     world.upload("grocery-2027-01")
     world.release()
-    real_client = trigger._client
+    real = getattr(trigger.CLIENTS, service)
 
     class Denied:
         """The real client, except that `method` answers AccessDenied."""
 
         def __getattr__(self, name):
             if name != method:
-                return getattr(real_client(service), name)
+                return getattr(real, name)
 
             def refuse(**_):
                 raise ClientError({"Error": {"Code": "AccessDenied", "Message": "no"}}, method)
 
             return refuse
 
-    monkeypatch.setattr(
-        trigger, "_client", lambda name: Denied() if name == service else real_client(name)
-    )
+    monkeypatch.setattr(trigger.CLIENTS, service, Denied())
     with pytest.raises(ClientError, match="AccessDenied"):
         run(SCHEDULED)
     assert world.executions() == []
