@@ -98,6 +98,10 @@ class Config:
     # An AWS Budgets cost budget (USD a month) alerting the topic; 0 = none.
     monthly_budget_usd: float = 0.0
     transform_instance_type: str = "ml.m4.xlarge"
+    # Batch transform scale (docs/batch.md, "Scale"): instances per job, and parallel
+    # requests per instance (0: SageMaker's default for the built-in algorithm, 1).
+    transform_instance_count: int = 1
+    transform_max_concurrent: int = 0
     batch_window_seconds: int = 300
     batch_max_images: int = 500
     alarm_email: str = ""
@@ -331,6 +335,33 @@ def _check_retraining(c: Config) -> None:
         raise ConfigError(str(error)) from None
 
 
+# CreateTransformJob: "If you specify the MaxConcurrentTransforms parameter, the value of
+# (MaxConcurrentTransforms * MaxPayloadInMB) also cannot exceed 100 MB"; the batch sends
+# MaxPayloadInMB 6 (stacks/batch/transform.py), so at most 16 parallel requests.
+# https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTransformJob.html
+TRANSFORM_PAYLOAD_MB = 6
+MAX_TRANSFORM_CONCURRENT = 100 // TRANSFORM_PAYLOAD_MB
+MAX_TRANSFORM_INSTANCES = 20
+
+
+def _check_transform(c: Config) -> None:
+    if not 1 <= c.transform_instance_count <= MAX_TRANSFORM_INSTANCES:
+        raise _fail(
+            "transform_instance_count",
+            c.transform_instance_count,
+            f"use 1-{MAX_TRANSFORM_INSTANCES} instances per transform job (each bills by the "
+            "second while the job runs; your account's quota may be lower: make preflight)",
+        )
+    if not 0 <= c.transform_max_concurrent <= MAX_TRANSFORM_CONCURRENT:
+        raise _fail(
+            "transform_max_concurrent",
+            c.transform_max_concurrent,
+            f"use 0 (SageMaker's default) to {MAX_TRANSFORM_CONCURRENT}: SageMaker refuses "
+            f"more than 100 MB in flight per instance and each request may carry "
+            f"{TRANSFORM_PAYLOAD_MB} MB",
+        )
+
+
 def _check_email(c: Config) -> None:
     if c.alarm_email and not _EMAIL_PATTERN.match(c.alarm_email):
         raise _fail("alarm_email", c.alarm_email, "use one e-mail address, or leave it empty")
@@ -345,6 +376,7 @@ _CHECKS: tuple[Callable[[Config], None], ...] = (
     _check_threshold,
     _check_hyperparameters,
     _check_email,
+    _check_transform,
     _check_api_gateway_role,
     _check_model_approval,
     _check_review,

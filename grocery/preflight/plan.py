@@ -37,6 +37,7 @@ class Plan:
     algorithm_regions: frozenset[str]
     # "create": Grocery-Storage sets the account's API Gateway logging role; "existing": not.
     api_gateway_logging_role: str = "create"
+    transform_instance_count: int = 1
 
 
 def context_overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -88,4 +89,5 @@ def load_plan(pairs: Sequence[str], *, cdk_json: Path = REPO / "cdk.json") -> Pl
         powertools_parameter=powertools_layer_parameter(),
         algorithm_regions=supported_regions(),
         api_gateway_logging_role=config.api_gateway_logging_role,
+        transform_instance_count=config.transform_instance_count,
     )

@@ -59,9 +59,10 @@ def needs(plan: Plan) -> list[Need]:
         Need(
             "quota: transform",
             f"{plan.transform_instance_type} for transform job usage",
-            1,
-            1,
-            "one batch transform job",
+            plan.transform_instance_count,
+            plan.transform_instance_count,
+            f"one batch transform job on transform_instance_count={plan.transform_instance_count}"
+            " instances",
         ),
     ]
 

@@ -12,11 +12,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.config import Config
+from stacks.config import TRANSFORM_PAYLOAD_MB, Config
 from stacks.instance_storage import has_instance_storage
 
 # The algorithm's batch settings: one image per request, at most 6 MB.
-MAX_PAYLOAD_MB = 6
+MAX_PAYLOAD_MB = TRANSFORM_PAYLOAD_MB
 TRANSFORM_TIMEOUT = Duration.hours(6)
 SYNC_RULE = "StepFunctionsGetEventsForSageMakerTransformJobsRule"
 
@@ -34,10 +34,13 @@ def batch_model_name(config: Config) -> str:
 
 def transform_parameters(config: Config, key_arn: str) -> dict:
     """CreateTransformJob's Parameters (JsonPath values end in `.$`)."""
-    resources: dict = {"InstanceType": config.transform_instance_type, "InstanceCount": 1}
+    resources: dict = {
+        "InstanceType": config.transform_instance_type,
+        "InstanceCount": config.transform_instance_count,
+    }
     if not has_instance_storage(config.transform_instance_type):
         resources["VolumeKmsKeyId"] = key_arn
-    return {
+    parameters = {
         # <= 63 characters: prefix (<= 22) + execution name (<= 37, see grocery/batch.py) + attempt.
         "TransformJobName.$": (
             f"States.Format('{transform_job_prefix(config)}-{{}}-{{}}', "
@@ -69,6 +72,9 @@ def transform_parameters(config: Config, key_arn: str) -> dict:
             {"Key": "batch-id", "Value.$": "$.batch_id"},
         ],
     }
+    if config.transform_max_concurrent:
+        parameters["MaxConcurrentTransforms"] = config.transform_max_concurrent
+    return parameters
 
 
 def transform_task(scope: Construct, config: Config, key: kms.IKey) -> sfn.CustomState:

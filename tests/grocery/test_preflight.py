@@ -192,6 +192,16 @@ def test_endpoint_quota_below_a_promotion_at_full_scale_is_a_warning():
     assert text.splitlines()[-1] == "no blockers, 1 warning(s): read them before `make deploy`"
 
 
+def test_transform_on_several_instances_needs_that_many():
+    plan = dataclasses.replace(PLAN, transform_instance_count=3)
+    code, text = preflight(Account().healthy(quotas={SPOT: 1, ENDPOINT: 4, TRANSFORM: 2}), plan)
+    assert code == 1
+    line = row(text, "quota: transform")
+    assert "BLOCKER" in line
+    assert "transform_instance_count=3" in line
+    assert "--desired-value 3" in text
+
+
 def test_endpoint_quota_below_the_minimum_is_a_blocker():
     code, text = preflight(Account().healthy(quotas={SPOT: 1, ENDPOINT: 0, TRANSFORM: 1}))
     assert code == 1
@@ -373,7 +383,14 @@ class TestConfiguration:
     """The plan is the app's own Config: cdk.json context, then -c, validated before AWS."""
 
     def test_defaults_from_cdk_json_and_overrides_from_c(self):
-        plan = load_plan(["use_spot_training=false", "transform_instance_type=ml.c5.xlarge"])
+        plan = load_plan(
+            [
+                "use_spot_training=false",
+                "transform_instance_type=ml.c5.xlarge",
+                "transform_instance_count=2",
+            ]
+        )
+        assert plan.transform_instance_count == 2
         assert plan.use_spot_training is False
         assert plan.transform_instance_type == "ml.c5.xlarge"
         assert plan.training_instance_type == "ml.p3.2xlarge"  # cdk.json

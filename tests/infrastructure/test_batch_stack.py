@@ -13,7 +13,7 @@ from grocery import batch as batch_cli
 from grocery_common import batch_layout
 from stacks import names
 from stacks.batch import BATCHES_PREFIX
-from stacks.batch.transform import batch_model_name
+from stacks.batch.transform import batch_model_name, transform_parameters
 from stacks.config import Config
 from stacks.instance_storage import has_instance_storage
 from tests.infrastructure.conftest import build_app
@@ -217,6 +217,19 @@ class TestStateMachine:
         assert p["TransformOutput"]["S3OutputPath.$"] == (
             "States.Format('s3://{}/{}{}/', $.bucket, $.predictions_prefix, $$.Execution.Name)"
         )
+
+    def test_scale_comes_from_configuration_and_fits_the_api(self):
+        default = transform_parameters(Config(), "arn:aws:kms:us-east-1:123456789012:key/k")
+        assert default["TransformResources"]["InstanceCount"] == 1
+        assert "MaxConcurrentTransforms" not in default  # the algorithm's own default
+        scaled = transform_parameters(
+            Config(transform_instance_count=3, transform_max_concurrent=16),
+            "arn:aws:kms:us-east-1:123456789012:key/k",
+        )
+        assert scaled["TransformResources"]["InstanceCount"] == 3
+        # 16 x 6 MB in flight per instance: SageMaker's 100 MB limit.
+        assert scaled["MaxConcurrentTransforms"] * scaled["MaxPayloadInMB"] <= 100
+        assert sagemaker_parameter_errors("CreateTransformJob", scaled) == ""
 
     @pytest.mark.parametrize(
         ("instance", "volume_key"), [("ml.c5.2xlarge", True), ("ml.m5d.xlarge", False)]

@@ -120,6 +120,10 @@ class TestOverrides:
         ({"batch_window_seconds": "0", "batch_max_images": "11"}, "batch_window_seconds"),
         ({"test_accuracy_threshold": "1.5"}, "test_accuracy_threshold"),
         ({"test_accuracy_threshold": "-0.1"}, "test_accuracy_threshold"),
+        ({"transform_instance_count": "0"}, "transform_instance_count"),
+        ({"transform_instance_count": "21"}, "transform_instance_count"),
+        ({"transform_max_concurrent": "17"}, "transform_max_concurrent"),
+        ({"transform_max_concurrent": "-1"}, "transform_max_concurrent"),
     ],
 )
 def test_invalid_values_name_the_key(context, key):
