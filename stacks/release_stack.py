@@ -19,11 +19,13 @@ from stacks.config import Config
 from stacks.constructs.acknowledge import acknowledge_nag
 from stacks.constructs.dependencies import depend_on_policy_only
 from stacks.constructs.log_group import encrypted_log_group
-from stacks.constructs.nag_findings import iam5_findings
+from stacks.constructs.nag_findings import iam5_findings, iam5_resource
 from stacks.names import APPROVED, REJECTED, model_package_group, stack_name
 from stacks.release.calls import Calls
 from stacks.release.deploy_role import deploy_role
+from stacks.release.smoke import smoke_function
 from stacks.release.workflow import ReleaseWorkflow
+from stacks.serving.mode_config import SERVERLESS
 from stacks.serving_stack import ServingStack
 from stacks.storage_stack import StorageStack
 from stacks.training.names import LABELS_FILE, TRAINING_JOBS_PREFIX
@@ -71,6 +73,12 @@ class ReleaseStack(Stack):
             deploy_role=self.deploy_role,
             artifacts=storage.artifacts,
         )
+        # serving_mode=serverless: a smoke request proves the version serves that way.
+        self.smoke = (
+            smoke_function(self, prefix=prefix, key=storage.key)
+            if config.serving_mode == SERVERLESS
+            else None
+        )
         self.workflow = ReleaseWorkflow(
             self,
             "Workflow",
@@ -78,6 +86,7 @@ class ReleaseStack(Stack):
             c=calls,
             topic=storage.topic,
             artifacts=storage.artifacts,
+            smoke_function=self.smoke.function if self.smoke else None,
         )
         log_group = encrypted_log_group(self, "StateMachineLogs", key=storage.key)
         self.state_machine = sfn.StateMachine(
@@ -143,6 +152,15 @@ class ReleaseStack(Stack):
         for resource, reason in workflow:
             for finding in iam5_findings(resource):
                 acknowledge_nag(policy, finding, reason)
+        if self.smoke:
+            # LambdaInvoke grants the function ARN and its versions (":*").
+            function = self.smoke.function.node.default_child
+            acknowledge_nag(
+                policy,
+                iam5_resource(f"<{self.get_logical_id(function)}.Arn>:*"),
+                "Step Functions may invoke the smoke function's versions and aliases; only "
+                "this one function.",
+            )
         for finding in iam5_findings(
             f"{{}}/{TRAINING_JOBS_PREFIX}*/{LABELS_FILE}", storage.artifacts
         ):
@@ -160,8 +178,8 @@ class ReleaseStack(Stack):
             ),
             (
                 "*",
-                "DescribeScalableTargets and DescribeScalingPolicies support no resource-level "
-                "permissions",
+                "DescribeScalableTargets, DescribeScalingPolicies and DescribeScheduledActions "
+                "support no resource-level permissions",
             ),
             (
                 "arn:<AWS::Partition>:application-autoscaling:<AWS::Region>:<AWS::AccountId>:"

@@ -38,6 +38,15 @@ THROTTLING = [
     "SNS.ThrottledException",
 ]
 
+# How often the workflow looks at the serving stack, and the statuses that mean "not done".
+POLL = Duration.seconds(30)
+STACK_UPDATING = (
+    "UPDATE_IN_PROGRESS",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+    "UPDATE_ROLLBACK_IN_PROGRESS",
+    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+)
+
 
 def retry(state) -> None:
     state.add_retry(
@@ -185,17 +194,23 @@ class Calls:
             ),
         )
 
-    def restore_record(self, scope: Construct):
+    def restore_record(
+        self,
+        scope: Construct,
+        names: tuple[str, str] = ("Restore release labels", "Restore release version"),
+    ):
+        """The record back to the released version ('none' before the first release)."""
+        labels, version = names
         return (
             self._put(
                 scope,
-                "Restore release labels",
+                labels,
                 release_parameter(self.prefix, "labels-uri"),
                 "$.current.labels_uri",
             ),
             self._put(
                 scope,
-                "Restore release version",
+                version,
                 release_parameter(self.prefix, "model-package-arn"),
                 "$.current.arn",
             ),
@@ -293,7 +308,7 @@ class Calls:
 
     # --- the serving stack -------------------------------------------------------------------
 
-    def update_stack(self, scope: Construct):
+    def update_stack(self, scope: Construct, name: str = "Update serving stack"):
         # Previous template, every parameter UsePreviousValue: for an SSM-typed parameter that
         # keeps the parameter *key*, "not its value. CloudFormation always fetches the latest
         # values from Parameter Store when it updates stacks" (the release record), so nothing
@@ -301,7 +316,7 @@ class Calls:
         # systems-manager-parameter-types.html, and API_UpdateStack.html of the API reference.
         return self._task(
             scope,
-            "Update serving stack",
+            name,
             "cloudformation",
             "updateStack",
             parameters={
@@ -327,17 +342,19 @@ class Calls:
             result_path=sfn.JsonPath.DISCARD,
         )
 
-    def describe_stack(self, scope: Construct):
+    def describe_stack(
+        self, scope: Construct, name: str = "Describe serving stack", result_path: str = "$.stack"
+    ):
         return self._task(
             scope,
-            "Describe serving stack",
+            name,
             "cloudformation",
             "describeStacks",
             parameters={"StackName": self.serving_stack_name},
             iam_resources=[self.stack_arn(scope)],
             # The first element whole, then its field (moto renders `[0].Field` as a list).
             result_selector={"stack": sfn.JsonPath.object_at("$.Stacks[0]")},
-            result_path="$.stack",
+            result_path=result_path,
         )
 
     def describe_endpoint(self, scope: Construct):

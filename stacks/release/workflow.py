@@ -20,7 +20,7 @@ version still serves) and is notified. Only SDK integrations: it runs as-is in m
 
 from __future__ import annotations
 
-from aws_cdk import Duration
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
@@ -29,16 +29,11 @@ from constructs import Construct
 
 from stacks.names import APPROVED, NO_APPROVED_MODEL, REJECTED, model_package_group
 from stacks.release import calls
+from stacks.release.smoke import ServerlessSmoke
 from stacks.serving.names import endpoint_name
 
 FAILURE = "$.failure"
-POLL = Duration.seconds(30)
-RUNNING = (
-    "UPDATE_IN_PROGRESS",
-    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
-    "UPDATE_ROLLBACK_IN_PROGRESS",
-    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
-)
+POLL, RUNNING = calls.POLL, calls.STACK_UPDATING
 
 
 def _failure(scope: Construct, name: str, error: str, cause: str) -> sfn.Pass:
@@ -57,9 +52,16 @@ class ReleaseWorkflow(Construct):
         c: calls.Calls,
         topic: sns.ITopic,
         artifacts: s3.IBucket,
+        smoke_function: lambda_.IFunction | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.prefix, self.c, self.artifacts = prefix, c, artifacts
+        # serving_mode=serverless only: the smoke request after "Serves the version?".
+        self.smoke = (
+            ServerlessSmoke(self, prefix=prefix, c=c, function=smoke_function, topic=topic)
+            if smoke_function is not None
+            else None
+        )
         self.group = model_package_group(prefix)
         failed = sfn.Fail(
             self,
@@ -398,17 +400,17 @@ class ReleaseWorkflow(Construct):
             },
             result_path="$.expected",
         )
-        keep = sfn.Pass(
-            self,
-            "Keep expected model name",
-            parameters={
-                "request.$": "$.request",
-                "current.$": "$.current",
-                "target.$": "$.target",
-                "labels.$": "$.labels",
-                "expected_model.$": "$.expected.name",
-            },
-        )
+        kept = {
+            "request.$": "$.request",
+            "current.$": "$.current",
+            "target.$": "$.target",
+            "labels.$": "$.labels",
+            "expected_model.$": "$.expected.name",
+        }
+        if self.smoke:
+            # The smoke request checks one probability per label of the new version.
+            kept["label_count.$"] = "States.ArrayLength(States.StringToJson($.new_labels.body))"
+        keep = sfn.Pass(self, "Keep expected model name", parameters=kept)
         endpoint, config = self.c.describe_endpoint(self)
         for state in (endpoint, config):
             self._catch(state, restore=True)
@@ -429,6 +431,8 @@ class ReleaseWorkflow(Construct):
         done = sfn.Succeed(self, "Released")
         self.notify_success.add_catch(done, errors=["States.ALL"], result_path="$.notify_error")
         served = pointer_labels.next(pointer_model).next(self.notify_success).next(done)
+        if self.smoke:
+            served = self.smoke.chain(served)
         return (
             expected.next(keep)
             .next(endpoint)

@@ -135,3 +135,125 @@ def test_the_deploy_role_is_for_cloudformation_and_scoped_to_released_versions(t
 def test_deployed_after_serving_and_training(stacks):
     assert stacks.serving in stacks.release.dependencies
     assert stacks.training in stacks.release.dependencies
+
+
+# --- serving_mode=serverless: the smoke request and its rollback ------------------------------
+
+SMOKE_STATES = {"Smoke request", "Answers serverless?", "Cannot serve serverless", "Rolled back"}
+
+
+@pytest.fixture(scope="module")
+def serverless() -> tuple[Template, dict[str, Any]]:
+    from tests.support.mode_apps import mode_app
+
+    template = Template.from_stack(mode_app("serverless").release)
+    (definition,) = state_machine_definitions(template.to_json()).values()
+    return template, definition
+
+
+def _states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return dict(iter_states(definition))
+
+
+def test_realtime_and_async_releases_send_no_smoke_request(template, definition):
+    from tests.support.mode_apps import mode_app
+
+    async_template = Template.from_stack(mode_app("async").release)
+    (async_definition,) = state_machine_definitions(async_template.to_json()).values()
+    for each_template, each_definition in (
+        (template, definition),
+        (async_template, async_definition),
+    ):
+        assert SMOKE_STATES.isdisjoint(_states(each_definition))
+        assert each_template.find_resources("AWS::Lambda::Function") == {}
+        served = _states(each_definition)["Serves the version?"]["Choices"][0]["Next"]
+        assert served == "Point batch at new labels"
+
+
+def test_serverless_release_smokes_the_endpoint_before_batch_follows(serverless, tmp_path):
+    template, definition = serverless
+    assert asl_validation_errors(definition, tmp_path) == ""
+    states = _states(definition)
+    assert states["Serves the version?"]["Choices"][0]["Next"] == "Smoke request"
+    smoke = states["Smoke request"]
+    assert smoke["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert smoke["Parameters"]["Payload"] == {
+        "endpoint_name": "grocery-classifier",
+        "classes.$": "$.label_count",
+    }
+    assert states["Keep expected model name"]["Parameters"]["label_count.$"] == (
+        "States.ArrayLength(States.StringToJson($.new_labels.body))"
+    )
+    answers = states["Answers serverless?"]
+    assert answers["Choices"] == [
+        {"Variable": "$.smoke.ok", "BooleanEquals": True, "Next": "Point batch at new labels"}
+    ]
+    assert answers["Default"] == "Cannot serve serverless"
+    # A failed call rolls back too: the version is on the endpoint, unproven.
+    assert smoke["Catch"][0]["Next"] == "Smoke request failed"
+    assert states["Smoke request failed"]["Next"] == "Cannot serve serverless"
+    (function,) = template.find_resources("AWS::Lambda::Function").values()
+    assert function["Properties"]["Handler"] == "release_smoke.handler.handler"
+    assert function["Properties"]["Timeout"] == 180
+
+
+def test_a_failed_smoke_request_restores_the_record_and_updates_the_stack_again(serverless):
+    _, definition = serverless
+    states = _states(definition)
+    order, name = [], "Cannot serve serverless"
+    while name != "Wait for the rollback":
+        order.append(name)
+        name = states[name]["Next"]
+    assert order == [
+        "Cannot serve serverless",
+        "Roll back release labels",
+        "Roll back release version",
+        "Roll back serving stack",
+    ]
+    for restore, field in (("labels", "labels_uri"), ("version", "arn")):
+        assert states[f"Roll back release {restore}"]["Parameters"]["Value.$"] == (
+            f"$.current.{field}"
+        )
+    assert (
+        states["Roll back serving stack"]["Parameters"]
+        == (states["Update serving stack"]["Parameters"])
+    )
+    rolled_back = states["Rolled back?"]
+    assert rolled_back["Choices"][0] == {
+        "Variable": "$.rollback_stack.stack.StackStatus",
+        "StringEquals": "UPDATE_COMPLETE",
+        "Next": "Was a version serving?",
+    }
+    assert rolled_back["Default"] == "Rollback stack failed"
+    assert states["Rolled back"] == {
+        "Type": "Fail",
+        "Error": "ServerlessSmokeFailed",
+        "CausePath": "$.rollback.message",
+    }
+    for name in ("Previous version serves again", "No version serves", "Rollback failed"):
+        assert states[name]["Next"] == "Notify rollback"
+
+
+def test_serverless_release_tasks_retry_throttling_and_are_caught(serverless):
+    test_every_task_retries_throttling_and_is_caught(serverless[1])
+
+
+def test_the_smoke_function_may_invoke_only_the_endpoint(serverless):
+    template, _ = serverless
+    statements = [
+        s
+        for lid, policy in template.find_resources("AWS::IAM::Policy").items()
+        if lid.startswith("ServerlessSmoke")
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    (invoke,) = [s for s in statements if s["Action"] == "sagemaker:InvokeEndpoint"]
+    assert json.dumps(invoke["Resource"]).endswith(':endpoint/grocery-classifier"]]}')
+    actions = {
+        a
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert not any(a.endswith("*") for a in actions)
+    machine = json.dumps(_statements(template, "ReleaseRole"))
+    assert "lambda:InvokeFunction" in machine
+    assert "ServerlessSmokeFunction" in machine

@@ -8,6 +8,11 @@ state machine running in moto are answered here: the fake reads the release reco
 the model package, EndpointConfig `<group>-v<N>`, the endpoint on that config — or, with
 `fail_next_update`, ends in UPDATE_ROLLBACK_COMPLETE with nothing changed (a blue/green
 update whose alarm fired). Every other aws-sdk task runs against moto unchanged.
+
+The endpoint config follows stacks/serving/endpoint.py for the deployment's serving_mode:
+instances + the volume key (realtime), ServerlessConfig without key or network isolation
+(serverless), instances + AsyncInferenceConfig (async). A record of 'none' makes the
+template's condition false: the endpoint, its config and the Model are removed.
 """
 
 from __future__ import annotations
@@ -19,8 +24,20 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from stacks.names import NO_APPROVED_MODEL, model_package_group, release_parameter
+from stacks.config import Config
+from stacks.names import (
+    ASYNC_FAILURES_PREFIX,
+    ASYNC_OUTPUT_PREFIX,
+    NO_APPROVED_MODEL,
+    model_package_group,
+    release_parameter,
+)
+from stacks.serving.mode_config import ASYNC, SERVERLESS
 from stacks.serving.names import VARIANT_NAME, endpoint_name
+from tests.support.sfn_local import ACCOUNT, REGION
+
+KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+INFERENCE_BUCKET = "grocery-inference"
 
 
 @dataclasses.dataclass
@@ -28,6 +45,8 @@ class FakeServingStack:
     stack_name: str
     prefix: str
     model_role: str
+    config: Config = dataclasses.field(default_factory=Config)
+    topic_arn: str = f"arn:aws:sns:{REGION}:{ACCOUNT}:notifications"
     status: str = "CREATE_COMPLETE"
     resolved_package: str = NO_APPROVED_MODEL
     fail_next_update: bool = False
@@ -59,31 +78,77 @@ class FakeServingStack:
         return {"Stacks": [{"StackName": request["StackName"], "StackStatus": self.status}]}
 
     def _serve(self, package: str) -> None:
+        """What CloudFormation does with the template for this record: replace the Model and
+        config named after the version (the old ones go), or remove them all ('none')."""
         sagemaker = boto3.client("sagemaker")
+        endpoint = endpoint_name(self.prefix)
+        old = self._served_name()
+        if package == NO_APPROVED_MODEL:
+            with contextlib.suppress(ClientError):
+                sagemaker.delete_endpoint(EndpointName=endpoint)
+            self._delete(old)
+            return
         name = f"{model_package_group(self.prefix)}-v{package.rsplit('/', 1)[1]}"
-        existing = {m["ModelName"] for m in sagemaker.list_models()["Models"]}
-        if name not in existing:
+        if name != old:
             sagemaker.create_model(
                 ModelName=name,
                 ExecutionRoleArn=self.model_role,
                 PrimaryContainer={"ModelPackageName": package},
-                EnableNetworkIsolation=True,
+                # Serverless Inference has no network isolation (endpoint.py, approved_model.py).
+                EnableNetworkIsolation=self.config.serving_mode != SERVERLESS,
             )
-            sagemaker.create_endpoint_config(
-                EndpointConfigName=name,
-                ProductionVariants=[
-                    {
-                        "VariantName": VARIANT_NAME,
-                        "ModelName": name,
-                        "InstanceType": "ml.m4.xlarge",
-                        "InitialInstanceCount": 1,
-                    }
-                ],
-            )
-        endpoint = endpoint_name(self.prefix)
+            sagemaker.create_endpoint_config(EndpointConfigName=name, **self.endpoint_config(name))
         with contextlib.suppress(ClientError):
             sagemaker.delete_endpoint(EndpointName=endpoint)
         sagemaker.create_endpoint(EndpointName=endpoint, EndpointConfigName=name)
+        if name != old:
+            self._delete(old)
+
+    def endpoint_config(self, model_name: str) -> dict[str, Any]:
+        """CreateEndpointConfig's fields (but the name) as the serving template declares them."""
+        c = self.config
+        variant: dict[str, Any] = {"VariantName": VARIANT_NAME, "ModelName": model_name}
+        if c.serving_mode == SERVERLESS:
+            variant["ServerlessConfig"] = {
+                "MemorySizeInMB": c.serverless_memory_mb,
+                "MaxConcurrency": c.serverless_max_concurrency,
+            }
+            return {"ProductionVariants": [variant]}
+        variant |= {
+            "InstanceType": c.endpoint_instance_type,
+            "InitialInstanceCount": c.endpoint_min_instances,
+            "InitialVariantWeight": 1.0,
+        }
+        fields: dict[str, Any] = {"ProductionVariants": [variant], "KmsKeyId": KEY_ARN}
+        if c.serving_mode == ASYNC:
+            output = f"s3://{INFERENCE_BUCKET}/"
+            fields["AsyncInferenceConfig"] = {
+                "OutputConfig": {
+                    "S3OutputPath": output + ASYNC_OUTPUT_PREFIX.rstrip("/"),
+                    "S3FailurePath": output + ASYNC_FAILURES_PREFIX.rstrip("/"),
+                    "KmsKeyId": KEY_ARN,
+                    "NotificationConfig": {
+                        "SuccessTopic": self.topic_arn,
+                        "ErrorTopic": self.topic_arn,
+                    },
+                }
+            }
+        return fields
+
+    def _served_name(self) -> str | None:
+        if self.resolved_package == NO_APPROVED_MODEL:
+            return None
+        return f"{model_package_group(self.prefix)}-v{self.resolved_package.rsplit('/', 1)[1]}"
+
+    @staticmethod
+    def _delete(name: str | None) -> None:
+        if name is None:
+            return
+        sagemaker = boto3.client("sagemaker")
+        with contextlib.suppress(ClientError):
+            sagemaker.delete_endpoint_config(EndpointConfigName=name)
+        with contextlib.suppress(ClientError):
+            sagemaker.delete_model(ModelName=name)
 
 
 @contextlib.contextmanager
