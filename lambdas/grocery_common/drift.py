@@ -1,5 +1,19 @@
-"""Prediction drift: the predicted-class distribution of a version's test split (its
-baseline) against what the version predicted lately, as a population stability index.
+"""Prediction drift: what a version predicted lately against its baseline, as a
+population stability index.
+
+Two baselines, the better one first:
+- "test split predictions" (TEST_BASELINE): the version's own top-1 predictions on the
+  held-out test split, the `predicted_distribution` the test gate writes into the
+  version's evaluation.json. It compares like with like (the model's predictions then and
+  now), so only a change of what the model sees moves the score.
+- "training split labels" (TRAINING_BASELINE), used when the version has no test report
+  (the test gate is off by default: test_accuracy_threshold = 0) or the report has no
+  `predicted_distribution`: the label mix of the dataset's train `.lst`, what the model
+  was taught. A weaker baseline: it compares predictions with true labels, so it also
+  moves when the model is biased towards some classes (its confusions shift the mix with
+  an unchanged shop), and the shop's mix may never have matched the dataset's. Read its
+  first scores as a level to watch for change rather than as drift; turn the test gate on
+  for a baseline that compares like with like.
 
 Why PSI: it compares two categorical distributions with one number that does not depend
 on the order of the classes, is symmetric in its two arguments (it is the symmetrised
@@ -29,7 +43,7 @@ What PSI gets wrong, and what is done about it:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 EPSILON = 1e-4
@@ -37,6 +51,8 @@ NOISE_BUDGET = 0.1
 MAX_WINDOW_DAYS = 14
 ALARM_THRESHOLD = 0.2
 BASELINE_FIELD = "predicted_distribution"
+TEST_BASELINE = "test split predictions"
+TRAINING_BASELINE = "training split labels"
 
 
 class DriftError(ValueError):
@@ -90,3 +106,31 @@ def read_baseline(report: Mapping[str, Any], *, where: str) -> dict[str, int]:
     if not sum(counts.values()):
         raise DriftError(f"{where}: '{BASELINE_FIELD}' counts no prediction")
     return dict(counts)
+
+
+def count_lst_labels(
+    lines: Iterable[bytes | str], labels: Sequence[str], *, where: str
+) -> dict[str, int]:
+    """{label: images} of an algorithm `.lst` (`index<TAB>class id<TAB>path` lines), read
+    line by line (a stream: only the counts are kept). A malformed line refuses the file."""
+    counts = [0] * len(labels)
+    for number, raw in enumerate(lines, start=1):
+        line = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3 or not parts[1].strip().isdigit() or not parts[2].strip():
+            raise DriftError(
+                f"{where} line {number}: expected index<TAB>class id<TAB>path, got {line[:80]!r}"
+            )
+        class_id = int(parts[1])
+        if class_id >= len(labels):
+            raise DriftError(
+                f"{where} line {number}: class id {class_id}, but labels.json has "
+                f"{len(labels)} labels (0-{len(labels) - 1})"
+            )
+        counts[class_id] += 1
+    if not sum(counts):
+        raise DriftError(f"{where} lists no image")
+    return dict(zip(labels, counts, strict=True))

@@ -8,6 +8,8 @@ import json
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 from drift_check import handler as drift_handler
 from drift_check.handler import DriftCheck, window
 from moto import mock_aws
@@ -19,21 +21,51 @@ PARAMETER = "/grocery/release/model-package-arn"
 NAMESPACE = "Grocery-Predictions"
 BUCKET = "artifacts"
 REPORT_KEY = "training-jobs/grocery-train-1/evaluation.json"
+DATA = "training-data"
+LABELS = ["A", "B", "C"]
 TODAY = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+@pytest.fixture(scope="module")
+def clients():
+    # Clients once per module (making four costs ~0.3 s); each test gets empty backends.
+    mocked = mock_aws()
+    mocked.start()
+    try:
+        yield (
+            mocked,
+            {
+                name: boto3.client(
+                    name,
+                    region_name="us-east-1",
+                    aws_access_key_id="testing",
+                    aws_secret_access_key="testing",
+                )
+                for name in ("ssm", "sagemaker", "s3", "cloudwatch")
+            },
+        )
+    finally:
+        mocked.stop()
+
+
 @pytest.fixture
-def aws(aws_credentials):
-    with mock_aws():
-        yield {
-            name: boto3.client(name, region_name="us-east-1")
-            for name in ("ssm", "sagemaker", "s3", "cloudwatch")
-        }
+def aws(clients, aws_credentials):
+    mocked, made = clients
+    mocked.reset()
+    return made
 
 
-def release(aws, *, report: dict | None, metadata: bool = True) -> str:
+def release(
+    aws,
+    *,
+    report: dict | None,
+    metadata: bool = True,
+    manifest: str | None = None,
+) -> str:
     aws["sagemaker"].create_model_package_group(ModelPackageGroupName="grocery-classifier")
     properties = {"test_report": f"s3://{BUCKET}/{REPORT_KEY}"} if metadata else {"x": "y"}
+    if manifest:
+        properties["dataset_manifest"] = manifest
     arn = aws["sagemaker"].create_model_package(
         ModelPackageGroupName="grocery-classifier",
         InferenceSpecification={
@@ -48,6 +80,22 @@ def release(aws, *, report: dict | None, metadata: bool = True) -> str:
     if report is not None:
         aws["s3"].put_object(Bucket=BUCKET, Key=REPORT_KEY, Body=json.dumps(report).encode())
     return arn.rsplit("/", 1)[-1]
+
+
+def dataset(aws, lst: str, labels: list[str] | None = None) -> str:
+    """A prepared dataset under datasets/grocery/ (preprocessing's layout): its manifest URI."""
+    aws["s3"].create_bucket(Bucket=DATA)
+    put = aws["s3"].put_object
+    put(Bucket=DATA, Key="datasets/grocery/labels.json", Body=json.dumps(labels or LABELS))
+    put(Bucket=DATA, Key="datasets/grocery/train_lst/train.lst", Body=lst.encode())
+    put(Bucket=DATA, Key="datasets/grocery/manifest.json", Body=b"{}")
+    return f"s3://{DATA}/datasets/grocery/manifest.json"
+
+
+def train_lst(counts: list[int]) -> str:
+    """index<TAB>class id<TAB>path lines, `counts[i]` images of class i."""
+    rows = [(c, f"{LABELS[c]}/{n}.jpg") for c, k in enumerate(counts) for n in range(k)]
+    return "".join(f"{i}\t{c}\t{path}\n" for i, (c, path) in enumerate(rows))
 
 
 def predicted(aws, version: str, days_ago: int, counts: dict[str, int]) -> None:
@@ -136,16 +184,108 @@ def test_no_release(aws):
     assert check(aws)["status"] == "no_release"
 
 
-def test_a_version_without_a_test_report(aws):
-    release(aws, report=None, metadata=False)
+def test_without_a_test_report_the_training_split_is_the_baseline(aws, capsys):
+    # No test gate: the train .lst's 50/30/20 images are the baseline.
+    version = release(
+        aws, report=None, metadata=False, manifest=dataset(aws, train_lst([50, 30, 20]))
+    )
+    predicted(aws, version, 1, {"A": 40, "B": 30, "C": 30})
+    result = check(aws)
+    assert (result["status"], result["baseline"]) == ("scored", "training split labels")
+    assert result["baseline_images"] == 100
+    # The same hand-worked PSI as against the test report's 50/30/20 (test_drift_score.py).
+    assert result["psi"] == pytest.approx(0.0628609, abs=1e-7)
+    objects = emf_objects(capsys.readouterr().out)
+    alarm_metric = [o for o in objects if "ModelVersion" not in o]
+    assert metric_values(alarm_metric, "PredictionDriftPSI") == [pytest.approx(0.0628609, abs=1e-7)]
+    assert {o["baseline"] for o in objects} == {"training split labels"}
+
+
+def test_a_report_without_a_baseline_falls_back_to_the_training_split(aws):
+    version = release(
+        aws, report={"top1_accuracy": 0.9}, manifest=dataset(aws, train_lst([10, 10, 80]))
+    )
+    predicted(aws, version, 1, {"A": 10, "B": 10, "C": 80})
+    result = check(aws)
+    assert (result["status"], result["baseline"], result["psi"]) == (
+        "scored",
+        "training split labels",
+        0.0,
+    )
+
+
+def test_a_test_report_is_preferred_to_the_training_split(aws, capsys):
+    version = release(aws, report=BASELINE, manifest=dataset(aws, train_lst([10, 10, 80])))
+    predicted(aws, version, 1, {"A": 40, "B": 30, "C": 30})
+    result = check(aws)
+    assert (result["baseline"], result["baseline_images"]) == ("test split predictions", 100)
+    assert result["psi"] == pytest.approx(0.0628609, abs=1e-7)
+    assert {o["baseline"] for o in emf_objects(capsys.readouterr().out)} == {
+        "test split predictions"
+    }
+
+
+@pytest.mark.parametrize(
+    ("lst", "reason"),
+    [
+        ("0\t0\tA/0.jpg\n1\tA/1.jpg\n", "train.lst line 2: expected index<TAB>class id<TAB>path"),
+        ("0\tx\tA/0.jpg\n", "train.lst line 1: expected index<TAB>class id<TAB>path"),
+        ("0\t0\tA/0.jpg\n1\t3\tD/1.jpg\n", "line 2: class id 3, but labels.json has 3"),
+        ("\n", "train.lst lists no image"),
+    ],
+)
+def test_a_malformed_train_lst_publishes_no_score(aws, capsys, caplog, lst, reason):
+    version = release(aws, report=None, metadata=False, manifest=dataset(aws, lst))
+    predicted(aws, version, 1, {"A": 40, "B": 30, "C": 30})
     result = check(aws)
     assert result["status"] == "no_baseline"
+    assert reason in result["reason"]
+    assert "has no test report" in result["reason"]
     assert "test_accuracy_threshold > 0" in result["reason"]
+    assert metric_values(emf_objects(capsys.readouterr().out), "PredictionDriftPSI") == []
+    # The log says why (Powertools puts the reason into the record's extra fields).
+    assert any(reason in getattr(record, "reason", "") for record in caplog.records)
 
 
-def test_a_report_without_a_baseline(aws):
-    release(aws, report={"top1_accuracy": 0.9})
-    assert "has no 'predicted_distribution'" in check(aws)["reason"]
+@pytest.mark.parametrize(
+    ("manifest", "reason"),
+    [
+        (None, "records no dataset_manifest"),
+        ("not-a-uri", "not an s3://bucket/key URI"),
+        (f"s3://{DATA}/elsewhere/manifest.json", "is not a datasets/<name>/manifest.json"),
+        (f"s3://{DATA}/datasets/gone/manifest.json", "datasets/gone/labels.json (NoSuchKey)"),
+    ],
+)
+def test_an_unreadable_training_split_publishes_no_score(aws, manifest, reason):
+    dataset(aws, train_lst([1, 1, 1]))
+    release(aws, report=None, metadata=False, manifest=manifest)
+    result = check(aws)
+    assert result["status"] == "no_baseline"
+    assert reason in result["reason"]
+
+
+def test_bad_labels_json_publishes_no_score(aws):
+    manifest = dataset(aws, train_lst([1, 1, 1]))
+    aws["s3"].put_object(Bucket=DATA, Key="datasets/grocery/labels.json", Body=b"{")
+    release(aws, report=None, metadata=False, manifest=manifest)
+    assert "labels.json is not valid JSON" in check(aws)["reason"]
+
+
+def test_other_s3_errors_are_raised(aws):
+    manifest = dataset(aws, train_lst([1, 1, 1]))
+    release(aws, report=None, metadata=False, manifest=manifest)
+    subject = DriftCheck(
+        ssm=aws["ssm"],
+        sagemaker=aws["sagemaker"],
+        s3=aws["s3"],
+        cloudwatch=aws["cloudwatch"],
+        release_parameter=PARAMETER,
+        namespace=NAMESPACE,
+    )
+    with Stubber(aws["s3"]) as stub:
+        stub.add_client_error("get_object", service_error_code="SlowDown")
+        with pytest.raises(ClientError, match="SlowDown"):
+            subject.run()
 
 
 def test_window_sums_newest_first():

@@ -103,3 +103,29 @@ def test_the_test_gate_report_holds_the_baseline(aws_credentials):
         "counts": {"Apple": 1, "Banana": 2, "Cherry": 0},
     }
     assert drift.read_baseline(report, where="report") == {"Apple": 1, "Banana": 2, "Cherry": 0}
+
+
+def test_train_lst_labels_are_counted_per_class():
+    # bytes as StreamingBody.iter_lines yields them, with a CRLF line and a blank one.
+    lines = [b"0\t0\tA/a.jpg", b"1\t2\tC/c.jpg\r\n", b"", b"2\t2\tC/d.jpg"]
+    assert drift.count_lst_labels(lines, LABELS, where="train.lst") == {"A": 1, "B": 0, "C": 2}
+    assert drift.count_lst_labels(["0\t1\tB/b.jpg\n"], LABELS, where="x") == {
+        "A": 0,
+        "B": 1,
+        "C": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b"0\t1", "x line 1: expected index<TAB>class id<TAB>path, got '0\\t1'"),
+        (b"0\t-1\tA/a.jpg", "expected index<TAB>class id<TAB>path"),
+        (b"0\t1\t ", "expected index<TAB>class id<TAB>path"),
+        (b"0\t3\tD/d.jpg", "x line 1: class id 3, but labels.json has 3 labels (0-2)"),
+    ],
+)
+def test_a_malformed_lst_line_is_refused(line, reason):
+    with pytest.raises(drift.DriftError) as caught:
+        drift.count_lst_labels([line], LABELS, where="x")
+    assert reason in str(caught.value)
