@@ -22,6 +22,8 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from grocery import train_from_version
+from grocery.arguments import prefix as prefix_argument
 from grocery.aws import session as aws_session
 from grocery.errors import FAILED, CommandError
 from grocery.stack_outputs import stack_output
@@ -62,6 +64,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--instance-type", help="GPU training instance for this run (default: the config's)"
     )
     parser.add_argument(
+        "--from-version",
+        type=_version_number,
+        metavar="N",
+        help="train incrementally from registered version N (its model seeds the run; the "
+        "dataset's labels must equal the version's; fewer epochs by default)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default="grocery",
+        type=prefix_argument,
+        help="the app's prefix, for --from-version (default: grocery)",
+    )
+    parser.add_argument(
         "--stack", default=DEFAULT_STACK, help=f"training stack name (default: {DEFAULT_STACK})"
     )
     parser.add_argument(
@@ -79,6 +94,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"how often to check progress (default: {DEFAULT_POLL_SECONDS:g})",
     )
     parser.set_defaults(run=run)
+
+
+def _version_number(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"version must be a whole number >= 1, not {value!r}")
+    return int(value)
 
 
 # --- the execution input ------------------------------------------------------------------
@@ -135,6 +156,8 @@ def hyperparameter_overrides(pairs: list[str]) -> dict[str, str]:
 def execution_input(args: argparse.Namespace, training_bucket: str | None) -> dict[str, Any]:
     payload: dict[str, Any] = {"dataset": dataset_prefix(args.dataset, training_bucket)}
     overrides = hyperparameter_overrides(args.hyperparameter)
+    if args.from_version:
+        train_from_version.check_hyperparameters(overrides, args.from_version)
     if overrides:
         payload["hyperparameters"] = overrides
     if args.instance_type:
@@ -272,10 +295,24 @@ def run(
     state_machine = stack_output(args.stack, STATE_MACHINE_OUTPUT, session=session)
     bucket = (
         stack_output(_storage_stack(args), BUCKET_OUTPUT, session=session)
-        if _S3_URI.match(args.dataset.strip())
+        if _S3_URI.match(args.dataset.strip()) or args.from_version
         else None
     )
     payload = execution_input(args, bucket)
+    if args.from_version:
+        # Refused here, before anything starts, when the labels differ.
+        chosen = train_from_version.initial_model(
+            session,
+            prefix=args.prefix,
+            number=args.from_version,
+            bucket=bucket,
+            dataset=payload["dataset"],
+        )
+        payload["initial_model"] = chosen.execution_input()
+        print(
+            f"incremental training from version {chosen.version} ({chosen.model_data})",
+            file=out,
+        )
     sfn = session.client("stepfunctions")
     try:
         execution_arn = sfn.start_execution(

@@ -18,6 +18,11 @@ from typing import Any
 from stacks.image_uri import supported_regions
 from stacks.serving.mode_config import check_serving
 from stacks.training.retrain_config import check_retraining
+from stacks.training.training_config import (
+    DEFAULT_TUNING_RANGES,
+    check_training,
+    parse_tuning_ranges,
+)
 
 # The built-in image-classification algorithm trains on GPU instances only.
 GPU_TRAINING_FAMILIES = ("p2", "p3", "p3dn", "p4d", "p5", "g4dn", "g5", "g6")
@@ -77,6 +82,17 @@ class Config:
     training_max_runtime_seconds: int = 4 * 3600
     use_spot_training: bool = True
     spot_max_wait_seconds: int = 8 * 3600
+    # Instances per training job (> 1: the algorithm's distributed training, GPU types only).
+    training_instance_count: int = 1
+    # Epochs of an incremental training (from a registered version) unless the run sets them.
+    incremental_epochs: int = 10
+    # Hyperparameter tuning (docs/training.md, "Hyperparameter tuning"): the default number
+    # of training jobs of a run, how many at once, and the ranges searched.
+    tuning_max_jobs: int = 12
+    tuning_max_parallel_jobs: int = 2
+    tuning_ranges: Mapping[str, Mapping[str, Any]] = dataclasses.field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_TUNING_RANGES.items()}
+    )
     hyperparameters: Mapping[str, str] = dataclasses.field(
         default_factory=lambda: dict(DEFAULT_HYPERPARAMETERS)
     )
@@ -362,6 +378,13 @@ def _check_transform(c: Config) -> None:
         )
 
 
+def _check_training(c: Config) -> None:
+    try:
+        check_training(c)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+
+
 def _check_email(c: Config) -> None:
     if c.alarm_email and not _EMAIL_PATTERN.match(c.alarm_email):
         raise _fail("alarm_email", c.alarm_email, "use one e-mail address, or leave it empty")
@@ -381,6 +404,7 @@ _CHECKS: tuple[Callable[[Config], None], ...] = (
     _check_model_approval,
     _check_review,
     _check_retraining,
+    _check_training,
 )
 
 
@@ -424,6 +448,11 @@ def _parse_hyperparameters(raw: Any) -> dict[str, str]:
 def _parse(field: dataclasses.Field, raw: Any) -> Any:
     if field.name == "hyperparameters":
         return _parse_hyperparameters(raw)
+    if field.name == "tuning_ranges":
+        try:
+            return parse_tuning_ranges(raw)
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     if field.type == "bool":
         return _parse_bool(field.name, raw)
     if field.type in ("int", "float"):

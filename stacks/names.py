@@ -50,6 +50,10 @@ METADATA_LABELS_URI = "labels_uri"
 METADATA_VALIDATION_ACCURACY = "validation_accuracy"
 METADATA_TEST_ACCURACY = "test_accuracy"
 METADATA_TEST_REPORT = "test_report"
+# The version an incremental training started from ("none": a full training).
+METADATA_TRAINED_FROM_VERSION = "trained_from_version"
+# The tuning run's summary (s3 URI of tuning-summary.json; "none": no tuning).
+METADATA_TUNING_SUMMARY = "tuning_summary"
 
 
 def release_parameter(prefix: str, field: str) -> str:

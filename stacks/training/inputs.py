@@ -1,9 +1,19 @@
 """Input checks, before any GPU starts: the execution input's shape, the dataset's
 manifest.json and labels.json, and the hyperparameters of the run.
 
-"Read input" -> "Apply defaults" -> the concurrency guard (guard.py) -> "Check input" -> "Read manifest" -> "Read labels" ->
-"Check manifest" -> "Collect hyperparameters" -> "Merge hyperparameters" (config <- input
-<- manifest) -> "Check mini_batch_size type" -> clamp it to the training images -> `then`.
+"Read input" -> "Apply defaults" -> the concurrency guard (guard.py) -> "Check input" ->
+"Check initial model" -> "Read manifest" -> "Read labels" -> "Check manifest" -> "Full or
+incremental?" ("Full training" | "Incremental training": the mode's epochs, input channels
+and provenance) -> "Collect hyperparameters" -> "Merge hyperparameters" (config <- mode <-
+input <- manifest) -> "Check mini_batch_size type" -> clamp it to the training images -> `then`.
+
+Incremental training (`initial_model`): the algorithm's `model` channel seeded with a
+registered version's model.tar.gz; "the input hyperparameters of both the new model and the
+pretrained model ... must have the same settings for the num_layers, image_shape and
+num_classes" (https://docs.aws.amazon.com/sagemaker/latest/dg/image-classification.html,
+"Incremental Training"): num_layers and image_shape come from the config (an execution may
+not override them here), num_classes from the manifest (`python -m grocery train
+--from-version` compares the labels before starting).
 """
 
 from __future__ import annotations
@@ -11,14 +21,19 @@ from __future__ import annotations
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 
+from stacks.names import NO_APPROVED_MODEL
 from stacks.training.common import FAILURE, Stage, retry_throttling
 from stacks.training.guard import concurrency_guard
-from stacks.training.names import LABELS_FILE, MANIFEST_FILE
+from stacks.training.job import input_data_config
+from stacks.training.names import LABELS_FILE, MANIFEST_FILE, TRAINING_JOBS_PREFIX
+
+# The network's shape: an incremental training must keep the version's.
+NETWORK_HYPERPARAMETERS = ("num_layers", "image_shape")
 
 
 def input_checks(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
     """The first state of the definition; a valid run continues with `then`."""
-    checks = _check_input(stage, _read_dataset(stage, then))
+    checks = _check_input(stage, _check_initial_model(stage, _read_dataset(stage, then)))
     return _read_input(stage).next(concurrency_guard(stage, checks))
 
 
@@ -31,6 +46,8 @@ def _read_input(stage: Stage) -> sfn.Chain:
             "defaults": {
                 "hyperparameters": {},
                 "instance_type": stage.config.training_instance_type,
+                # false: a full training (CDK drops None from Pass parameters).
+                "initial_model": False,
             },
             "input": sfn.JsonPath.entire_payload,
         },
@@ -67,7 +84,7 @@ def _check_input(stage: Stage, then: sfn.IChainable) -> sfn.Choice:
         "The execution input must be "
         '{"dataset": "<key prefix in the training-data bucket, ending with />"} '
         'with optional "hyperparameters" (an object of strings) and "instance_type" '
-        '(e.g. "ml.p3.2xlarge"); see docs/training.md.',
+        '(e.g. "ml.p3.2xlarge") and "initial_model"; see docs/training.md.',
     )
     dataset, hps, instance = "$.dataset", "$.hyperparameters", "$.instance_type"
     valid = sfn.Condition.and_(
@@ -81,6 +98,57 @@ def _check_input(stage: Stage, then: sfn.IChainable) -> sfn.Choice:
         _is_object(hps),
     )
     return sfn.Choice(stage.scope, "Check input").when(valid, then).otherwise(reject)
+
+
+def _check_initial_model(stage: Stage, then: sfn.IChainable) -> sfn.Choice:
+    """`initial_model` is false (full training) or {"version", "model_data"} of a version
+    whose artifact is in this deployment's artifacts bucket, under training-jobs/ (what the
+    training role may read: roles.py, WriteModelArtifactsAndCheckpoints)."""
+    artifacts = stage.res.artifacts.bucket_name
+    model, version, data = (
+        "$.initial_model",
+        "$.initial_model.version",
+        "$.initial_model.model_data",
+    )
+    reject = stage.fail(
+        "Reject initial model",
+        "InvalidInput",
+        'initial_model must be {"version": "<registered version number, as a string>", '
+        f'"model_data": "s3://{artifacts}/{TRAINING_JOBS_PREFIX}<job>/output/model.tar.gz"}} '
+        "(the version's InferenceSpecification.Containers[0].ModelDataUrl, in this "
+        "deployment's artifacts bucket); `python -m grocery train --from-version 3` fills "
+        "it in. Omit it for a full training.",
+    )
+    keeps_network = stage.fail(
+        "Reject network change",
+        "InvalidInput",
+        "hyperparameters num_layers and image_shape define the network: an incremental "
+        "training (initial_model) keeps the version's; start a full training (without "
+        "initial_model) to change them.",
+    )
+    valid = sfn.Condition.and_(
+        sfn.Condition.is_present(version),
+        sfn.Condition.is_string(version),
+        sfn.Condition.not_(sfn.Condition.string_equals(version, "")),
+        sfn.Condition.is_present(data),
+        sfn.Condition.is_string(data),
+        sfn.Condition.string_matches(data, f"s3://{artifacts}/{TRAINING_JOBS_PREFIX}*.tar.gz"),
+    )
+    overrides_network = sfn.Condition.or_(
+        *(sfn.Condition.is_present(f"$.hyperparameters.{key}") for key in NETWORK_HYPERPARAMETERS)
+    )
+    return (
+        sfn.Choice(stage.scope, "Check initial model")
+        .when(
+            sfn.Condition.and_(
+                sfn.Condition.is_boolean(model), sfn.Condition.boolean_equals(model, False)
+            ),
+            then,
+        )
+        .when(sfn.Condition.and_(valid, overrides_network), keeps_network)
+        .when(valid, then)
+        .otherwise(reject)
+    )
 
 
 def read_dataset_file(
@@ -136,7 +204,40 @@ def _read_dataset(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
         state.add_catch(not_found, errors=["S3.NoSuchKeyException"], result_path=FAILURE)
         stage.catch(state)
     return read_manifest.next(read_labels).next(
-        _check_manifest(stage, _hyperparameters(stage, then))
+        _check_manifest(stage, _training_mode(stage, _hyperparameters(stage, then)))
+    )
+
+
+def _training_mode(stage: Stage, then: sfn.IChainable) -> sfn.Choice:
+    """`$.mode`: the mode's hyperparameter defaults, input channels and the provenance the
+    version records (trained_from_version)."""
+    full = sfn.Pass(
+        stage.scope,
+        "Full training",
+        parameters={
+            "hyperparameters": {},
+            "channels": input_data_config(stage.res, incremental=False),
+            "provenance": {"trained_from_version": NO_APPROVED_MODEL},
+        },
+        result_path="$.mode",
+    )
+    incremental = sfn.Pass(
+        stage.scope,
+        "Incremental training",
+        comment="Seeded with the version's model (model channel); fewer epochs by default",
+        parameters={
+            "hyperparameters": {"epochs": str(stage.config.incremental_epochs)},
+            "channels": input_data_config(stage.res, incremental=True),
+            "provenance": {
+                "trained_from_version": sfn.JsonPath.string_at("$.initial_model.version")
+            },
+        },
+        result_path="$.mode",
+    )
+    return (
+        sfn.Choice(stage.scope, "Full or incremental?")
+        .when(sfn.Condition.is_boolean("$.initial_model"), full.next(then))
+        .otherwise(incremental.next(then))
     )
 
 
@@ -214,6 +315,7 @@ def _hyperparameters(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
             "dataset": sfn.JsonPath.string_at("$.dataset"),
             "instance_type": sfn.JsonPath.string_at("$.instance_type"),
             "configured": dict(stage.config.hyperparameters),
+            "mode": sfn.JsonPath.object_at("$.mode.hyperparameters"),
             "requested": sfn.JsonPath.object_at("$.hyperparameters"),
             "from_manifest": {
                 "num_classes": sfn.JsonPath.format(
@@ -224,6 +326,8 @@ def _hyperparameters(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
                 ),
             },
             "num_training_samples": sfn.JsonPath.number_at(f"{manifest}.num_training_samples"),
+            "input_data_config": sfn.JsonPath.list_at("$.mode.channels"),
+            "provenance": sfn.JsonPath.object_at("$.mode.provenance"),
         },
     )
     merge = sfn.Pass(
@@ -234,9 +338,14 @@ def _hyperparameters(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
             "dataset": sfn.JsonPath.string_at("$.dataset"),
             "instance_type": sfn.JsonPath.string_at("$.instance_type"),
             "num_training_samples": sfn.JsonPath.number_at("$.num_training_samples"),
+            "input_data_config": sfn.JsonPath.list_at("$.input_data_config"),
+            "provenance": sfn.JsonPath.object_at("$.provenance"),
             "hyperparameters": sfn.JsonPath.json_merge(
                 sfn.JsonPath.json_merge(
-                    sfn.JsonPath.object_at("$.configured"),
+                    sfn.JsonPath.json_merge(
+                        sfn.JsonPath.object_at("$.configured"),
+                        sfn.JsonPath.object_at("$.mode"),
+                    ),
                     sfn.JsonPath.object_at("$.requested"),
                 ),
                 sfn.JsonPath.object_at("$.from_manifest"),

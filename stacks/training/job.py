@@ -66,36 +66,64 @@ def choose_resources(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
     )
 
 
-def job_definition(config: Config, res: Resources, *, checkpoint_uri: str) -> dict:
-    """What every training job of the pipeline runs with: the members CreateTrainingJob and
-    a tuning job's TrainingJobDefinition (HyperParameterTrainingJobDefinition) share.
+# The algorithm's incremental-training channel: a model.tar.gz it trained earlier.
+# https://docs.aws.amazon.com/sagemaker/latest/dg/image-classification.html ("Incremental
+# Training": ChannelName "model", ContentType application/x-sagemaker-model).
+MODEL_CHANNEL = "model"
+MODEL_CONTENT_TYPE = "application/x-sagemaker-model"
 
-    `checkpoint_uri`: the `S3Uri.$` expression of the spot checkpoints (per job).
-    ResourceConfig comes from `$.resource_config` (choose_resources); hyperparameters are
-    added by the caller (HyperParameters, or a tuning job's StaticHyperParameters).
-    """
-    data, artifacts = res.training_data.bucket_name, res.artifacts.bucket_name
 
-    def channel(name: str) -> dict:
+def input_data_config(res: Resources, *, incremental: bool) -> list[dict]:
+    """The job's InputDataConfig, evaluated by a Pass state (`$.dataset`, and for an
+    incremental run `$.initial_model.model_data`): the four image channels, plus `model`."""
+    data = res.training_data.bucket_name
+
+    def channel(name: str, content_type: str, uri: str) -> dict:
         return {
             "ChannelName": name,
-            "ContentType": "application/x-image",
+            "ContentType": content_type,
             "CompressionType": "None",
             "InputMode": "File",
             "DataSource": {
                 "S3DataSource": {
                     "S3DataType": "S3Prefix",
                     "S3DataDistributionType": "FullyReplicated",
-                    "S3Uri.$": f"States.Format('s3://{data}/{{}}{name}/', $.dataset)",
+                    "S3Uri": uri,
                 }
             },
         }
 
+    channels = [
+        channel(
+            name,
+            "application/x-image",
+            sfn.JsonPath.format(f"s3://{data}/{{}}{name}/", sfn.JsonPath.string_at("$.dataset")),
+        )
+        for name in CHANNELS
+    ]
+    if incremental:
+        # S3Prefix of the object itself: the channel holds exactly that model.tar.gz.
+        model = sfn.JsonPath.string_at("$.initial_model.model_data")
+        channels.append(channel(MODEL_CHANNEL, MODEL_CONTENT_TYPE, model))
+    return channels
+
+
+def job_definition(config: Config, res: Resources, *, checkpoint_uri: str) -> dict:
+    """What every training job of the pipeline runs with: the members CreateTrainingJob and
+    a tuning job's TrainingJobDefinition (HyperParameterTrainingJobDefinition) share.
+
+    `checkpoint_uri`: the `S3Uri.$` expression of the spot checkpoints (per job).
+    InputDataConfig comes from `$.input_data_config` (inputs.py: with the model channel for
+    an incremental run), ResourceConfig from `$.resource_config` (choose_resources);
+    hyperparameters are added by the caller (HyperParameters, or a tuning job's
+    StaticHyperParameters).
+    """
+    artifacts = res.artifacts.bucket_name
     stopping = {"MaxRuntimeInSeconds": config.training_max_runtime_seconds}
     definition = {
         "AlgorithmSpecification": {"TrainingImage": res.image_uri, "TrainingInputMode": "File"},
         "RoleArn": res.training_role.role_arn,
-        "InputDataConfig": [channel(name) for name in CHANNELS],
+        "InputDataConfig.$": "$.input_data_config",
         "OutputDataConfig": {
             "S3OutputPath": f"s3://{artifacts}/{TRAINING_JOBS_PREFIX}",
             "KmsKeyId": res.key.key_arn,

@@ -24,6 +24,7 @@ from stacks.names import (
     METADATA_LABELS_URI,
     METADATA_TEST_ACCURACY,
     METADATA_TEST_REPORT,
+    METADATA_TRAINED_FROM_VERSION,
     METADATA_TRAINING_JOB,
     METADATA_VALIDATION_ACCURACY,
     model_package_group,
@@ -84,6 +85,8 @@ def prepare(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
             "validation_accuracy": sfn.JsonPath.number_at("$.metrics.validation_accuracy[0]"),
             "accuracy_threshold": stage.config.accuracy_threshold,
             "dataset": sfn.JsonPath.string_at("$.dataset"),
+            # trained_from_version (inputs.py, the training mode)
+            "provenance": sfn.JsonPath.object_at("$.provenance"),
             "labels_source": sfn.JsonPath.format(
                 f"{data}/{{}}{LABELS_FILE}", sfn.JsonPath.string_at("$.dataset")
             ),
@@ -214,6 +217,7 @@ class Registration(Construct):
             "$.dataset)",
             f"{METADATA_LABELS_URI}.$": "$.labels_uri",
             f"{METADATA_VALIDATION_ACCURACY}.$": "States.Format('{}', $.validation_accuracy)",
+            f"{METADATA_TRAINED_FROM_VERSION}.$": "$.provenance.trained_from_version",
         }
         if self.gated:
             metadata[f"{METADATA_TEST_ACCURACY}.$"] = "States.Format('{}', $.test.accuracy)"

@@ -14,7 +14,8 @@ from grocery.__main__ import build_parser
 from grocery.__main__ import main as cli_main
 from grocery.errors import CommandError
 from stacks.names import NO_APPROVED_MODEL
-from tests.e2e.conftest import DATA_BUCKET, DATASET
+from tests.e2e.conftest import ARTIFACTS_BUCKET, DATA_BUCKET, DATASET, LABELS, PACKAGE_GROUP
+from tests.support import sfn_local
 
 
 @pytest.fixture
@@ -193,3 +194,97 @@ def test_arguments_are_checked_before_aws_is_reached(argv, message, monkeypatch,
     err = capsys.readouterr().err
     assert err.startswith(f"error: {message}")
     assert err.count("\n") == 1
+
+
+# --- --from-version (incremental training) ---------------------------------------------------
+
+
+def _register_version(pipeline, labels: list[str]) -> str:
+    """Version 1 of the group, as the pipeline registers it; returns its ModelDataUrl."""
+    job = "grocery-train-0a1b"
+    model_data = f"s3://{ARTIFACTS_BUCKET}/training-jobs/{job}/output/model.tar.gz"
+    labels_key = f"training-jobs/{job}/labels.json"
+    pipeline.s3.put_object(Bucket=ARTIFACTS_BUCKET, Key=labels_key, Body=json.dumps(labels))
+    pipeline.sagemaker.create_model_package(
+        ModelPackageGroupName=PACKAGE_GROUP,
+        InferenceSpecification={
+            "Containers": [{"Image": "image-classification:1", "ModelDataUrl": model_data}],
+            "SupportedContentTypes": ["image/jpeg"],
+            "SupportedResponseMIMETypes": ["application/json"],
+        },
+        CustomerMetadataProperties={
+            "training_job": job,
+            "labels_uri": f"s3://{ARTIFACTS_BUCKET}/{labels_key}",
+        },
+        ModelApprovalStatus="Approved",
+    )
+    return model_data
+
+
+def test_from_version_with_the_same_labels_starts_an_incremental_training(deployed):
+    deployed.upload_dataset()
+    model_data = _register_version(deployed, LABELS)
+    out = io.StringIO()
+    args = _args("--dataset", DATASET, "--from-version", "1", "--no-wait")
+
+    assert train.run(args, session=boto3.Session(), out=out) == 0
+
+    (execution,) = deployed.sfn.list_executions(stateMachineArn=deployed.arn)["executions"]
+    started = json.loads(
+        deployed.sfn.describe_execution(executionArn=execution["executionArn"])["input"]
+    )
+    assert started == {
+        "dataset": DATASET,
+        "initial_model": {"version": "1", "model_data": model_data},
+    }
+    assert f"incremental training from version 1 ({model_data})" in out.getvalue()
+    # The pipeline takes it: the training job gets the version's model channel.
+    task = sfn_local.wait_for_task_token(
+        deployed.sfn, execution["executionArn"], "createTrainingJob"
+    )
+    channels = {c["ChannelName"]: c for c in task.parameters["InputDataConfig"]}
+    assert channels["model"]["DataSource"]["S3DataSource"]["S3Uri"] == model_data
+
+
+@pytest.mark.parametrize(
+    ("version_labels", "difference"),
+    [
+        (
+            ["Golden-Delicious", "Pink-Lady", "Banana"],
+            "the dataset has 3 classes, the version 3; the first difference is class 1: "
+            "'Granny-Smith' in the dataset, 'Pink-Lady' in the version",
+        ),
+        (
+            [*LABELS, "Kiwi"],
+            "the dataset has 3 classes, the version 4; the version also has class 3: 'Kiwi'",
+        ),
+    ],
+    ids=["renamed", "one-more-class"],
+)
+def test_from_version_with_other_labels_is_refused_before_starting(
+    deployed, version_labels, difference
+):
+    deployed.upload_dataset()
+    _register_version(deployed, version_labels)
+
+    with pytest.raises(CommandError) as refused:
+        train.run(_args("--dataset", DATASET, "--from-version", "1"), session=boto3.Session())
+
+    assert refused.value.exit_code == 2
+    message = str(refused.value)
+    assert message.startswith("--from-version 1: the dataset's labels differ from the version's")
+    assert difference in message
+    assert "train fully instead: omit --from-version" in message
+    assert deployed.sfn.list_executions(stateMachineArn=deployed.arn)["executions"] == []
+
+
+def test_from_an_unknown_version_is_refused(deployed):
+    deployed.upload_dataset()
+    with pytest.raises(CommandError, match="has no version 7"):
+        train.run(_args("--dataset", DATASET, "--from-version", "7"), session=boto3.Session())
+
+
+def test_from_version_may_not_change_the_network():
+    args = _args("--dataset", DATASET, "--from-version", "2", "--hyperparameter", "num_layers=18")
+    with pytest.raises(CommandError, match="--hyperparameter num_layers: it defines the network"):
+        train.execution_input(args, None)

@@ -106,6 +106,7 @@ def test_success_registers_a_model_package_version_pending_approval(pipeline):
         "dataset_manifest": f"s3://{DATA_BUCKET}/{DATASET}manifest.json",
         "labels_uri": f"s3://{ARTIFACTS_BUCKET}/training-jobs/{job}/labels.json",
         "validation_accuracy": "0.91",
+        "trained_from_version": "none",  # a full training
     }
     statistics = package["ModelMetrics"]["ModelQuality"]["Statistics"]
     metrics_key = f"training-jobs/{job}/metrics.json"

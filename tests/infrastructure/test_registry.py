@@ -93,6 +93,7 @@ def test_the_version_says_how_to_serve_it_and_where_it_came_from(template):
         "dataset_manifest.$",
         "labels_uri.$",
         "validation_accuracy.$",
+        "trained_from_version.$",  # "none", or the version an incremental training started from
     }
     statistics = params["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert statistics["ContentType"] == "application/json"

@@ -91,13 +91,32 @@ def _resource_configs(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: states[name]["Parameters"] for name in names}
 
 
+MODES = ("Full training", "Incremental training")
+
+
+def _channels(definition: dict[str, Any], mode: str) -> list[dict[str, Any]]:
+    """The InputDataConfig a training mode's Pass state sets (`$.mode.channels`)."""
+    return dict(iter_states(definition))[mode]["Parameters"]["channels"]
+
+
+def _complete(parameters: dict[str, Any], definition: dict[str, Any], mode: str, resources: str):
+    """CreateTrainingJob Parameters with what earlier states set filled in."""
+    complete = {
+        k: v for k, v in parameters.items() if k not in ("ResourceConfig.$", "InputDataConfig.$")
+    }
+    complete["ResourceConfig"] = _resource_configs(definition)[resources]
+    complete["InputDataConfig"] = _channels(definition, mode)
+    return complete
+
+
 def test_sagemaker_parameters_match_the_api(definition):
     training = _state(definition, SYNC_TRAINING)["Parameters"]
     assert training["ResourceConfig.$"] == "$.resource_config"
-    for name, resource_config in _resource_configs(definition).items():
-        complete = {k: v for k, v in training.items() if k != "ResourceConfig.$"}
-        complete["ResourceConfig"] = resource_config
-        assert sagemaker_parameter_errors("CreateTrainingJob", complete) == "", name
+    assert training["InputDataConfig.$"] == "$.input_data_config"
+    for mode in MODES:
+        for name in _resource_configs(definition):
+            complete = _complete(training, definition, mode, name)
+            assert sagemaker_parameter_errors("CreateTrainingJob", complete) == "", (mode, name)
 
 
 def test_parameter_validation_catches_a_misspelt_key(definition):
@@ -110,7 +129,7 @@ def test_training_job_runs_the_algorithm_on_the_four_image_channels(definition, 
     params = _state(definition, SYNC_TRAINING)["Parameters"]
     assert params["AlgorithmSpecification"]["TrainingImage"] == "placeholder-FindInMap"
     assert params["AlgorithmSpecification"]["TrainingInputMode"] == "File"
-    channels = {c["ChannelName"]: c for c in params["InputDataConfig"]}
+    channels = {c["ChannelName"]: c for c in _channels(definition, "Full training")}
     assert tuple(channels) == CHANNELS
     for name, channel in channels.items():
         assert channel["ContentType"] == "application/x-image"
@@ -185,10 +204,11 @@ def test_hyperparameters_merge_config_then_input_then_manifest(definition, defau
         "num_classes.$": "States.Format('{}', $.manifest.content.num_classes)",
         "num_training_samples.$": "States.Format('{}', $.manifest.content.num_training_samples)",
     }
+    assert collect["mode.$"] == "$.mode.hyperparameters"
     merge = states["Merge hyperparameters"]["Parameters"]["hyperparameters.$"]
     assert merge == (
-        "States.JsonMerge(States.JsonMerge($.configured, $.requested, false), "
-        "$.from_manifest, false)"
+        "States.JsonMerge(States.JsonMerge(States.JsonMerge($.configured, $.mode, false), "
+        "$.requested, false), $.from_manifest, false)"
     )
     clamp = states["Clamp mini-batch size"]
     assert clamp["InputPath"] == "$.hyperparameters.num_training_samples"
@@ -561,3 +581,91 @@ def test_the_first_call_lists_this_state_machines_running_executions(definition,
     # Granted on the machine's own ARN, built from its fixed name (no self-reference cycle).
     (grant,) = _by_action(_policy_statements(template, "PipelineRole"))["states:ListExecutions"]
     assert json.dumps(grant["Resource"]).endswith(':stateMachine:grocery-training"]]}')
+
+
+# --- incremental training (issue 12) ---------------------------------------------------------
+
+
+def test_incremental_training_adds_the_model_channel_and_fewer_epochs(definition):
+    states = dict(iter_states(definition))
+    full, incremental = (states[mode]["Parameters"] for mode in MODES)
+    assert [c["ChannelName"] for c in full["channels"]] == list(CHANNELS)
+    *images, model = incremental["channels"]
+    assert images == full["channels"]
+    # https://docs.aws.amazon.com/sagemaker/latest/dg/image-classification.html
+    assert model == {
+        "ChannelName": "model",
+        "ContentType": "application/x-sagemaker-model",
+        "CompressionType": "None",
+        "InputMode": "File",
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3DataDistributionType": "FullyReplicated",
+                "S3Uri.$": "$.initial_model.model_data",
+            }
+        },
+    }
+    assert full["hyperparameters"] == {}
+    assert incremental["hyperparameters"] == {"epochs": "10"}  # config incremental_epochs
+    assert full["provenance"] == {"trained_from_version": "none"}
+    assert incremental["provenance"] == {"trained_from_version.$": "$.initial_model.version"}
+    choice = states["Full or incremental?"]
+    assert choice["Choices"][0] == {
+        "Variable": "$.initial_model",
+        "IsBoolean": True,
+        "Next": "Full training",
+    }
+    assert choice["Default"] == "Incremental training"
+    # Without initial_model the defaults say false: a full training.
+    assert states["Read input"]["Parameters"]["defaults"]["initial_model"] is False
+
+
+def test_the_initial_model_must_be_in_the_artifacts_bucket(definition):
+    states = dict(iter_states(definition))
+    check = states["Check initial model"]
+    assert states["Check input"]["Choices"][0]["Next"] == "Check initial model"
+    full, network, valid = check["Choices"]
+    assert full["Next"] == valid["Next"] == "Read manifest"
+    assert network["Next"] == "Reject network change"
+    assert check["Default"] == "Reject initial model"
+    assert {
+        "Variable": "$.initial_model.model_data",
+        "StringMatches": "s3://placeholder-ImportValue/training-jobs/*.tar.gz",
+    } in valid["And"]
+    cause = states["Reject initial model"]["Parameters"]["Cause"]
+    assert cause.startswith('initial_model must be {"version"')
+
+
+def test_the_training_role_reads_the_initial_model(template):
+    # The model channel's object is training-jobs/<job>/output/model.tar.gz in the artifacts
+    # bucket: what the training role already reads (and writes), with the data key.
+    actions = _by_action(_policy_statements(template, "TrainingJobRole"))
+    readable = json.dumps([s["Resource"] for s in actions["s3:GetObject"]])
+    assert "Artifacts" in readable
+    assert "/training-jobs/*" in readable
+    assert "kms:Decrypt" in actions
+
+
+def test_the_version_records_what_it_was_trained_from(definition):
+    states = dict(iter_states(definition))
+    assert states["Describe model"]["Parameters"]["provenance.$"] == "$.provenance"
+    metadata = states["Register model version"]["Parameters"]["CustomerMetadataProperties"]
+    assert metadata["trained_from_version.$"] == "$.provenance.trained_from_version"
+
+
+@pytest.fixture(scope="module")
+def scaled():
+    """One app for the incremental/scale config keys (building an app costs seconds)."""
+    return build_app(
+        {
+            "incremental_epochs": "4",
+            "training_instance_count": "2",
+            "training_instance_type": "ml.g5.xlarge",
+        }
+    ).training
+
+
+def test_configured_incremental_epochs_reach_the_definition(scaled):
+    states = dict(iter_states(_definition(Template.from_stack(scaled))))
+    assert states["Incremental training"]["Parameters"]["hyperparameters"] == {"epochs": "4"}
