@@ -4,6 +4,7 @@ The REAL training and release state machine definitions run in moto in one world
 training pipeline of conftest.py). Faked, test-only: the GPU training task (conftest.py)
 and CloudFormation's update of the serving stack (tests/support/serving_stack_fake.py:
 moto does not re-read SSM-typed parameters on UpdateStack and has no UpdateEndpoint).
+The release in the other serving modes: test_release_modes.py.
 The approval itself is the real UpdateModelPackage; the EventBridge event it causes is
 handed to the release state machine as EventBridge would deliver it.
 """
@@ -20,23 +21,28 @@ from aws_cdk.assertions import Template
 
 from stacks.names import NO_APPROVED_MODEL, approved_model_parameter, release_parameter
 from tests.e2e.conftest import ARTIFACTS_BUCKET, MODEL_ROLE, PACKAGE_GROUP
-from tests.infrastructure.conftest import build_app
 from tests.support import sfn_local
+from tests.support.mode_apps import mode_app
 from tests.support.serving_stack_fake import FakeServingStack, cloudformation_answered_by
 
 DEPLOY_ROLE = f"arn:aws:iam::{sfn_local.ACCOUNT}:role/release-deploy"
 EVENT = "SageMaker Model Package State Change"
 
 
+SMOKE_FUNCTION = f"arn:aws:lambda:{sfn_local.REGION}:{sfn_local.ACCOUNT}:function:release-smoke"
+
+
 @functools.cache
-def _release_template() -> tuple[dict[str, Any], dict[str, Any]]:
-    stacks = build_app()
+def _release_template(mode: str = "realtime") -> tuple[dict[str, Any], dict[str, Any]]:
+    stacks = mode_app(mode)
     template = Template.from_stack(stacks.release).to_json()
     release, storage = stacks.release, stacks.storage
     logical = {
         "deploy_role": release.resolve(
             release.get_logical_id(release.deploy_role.node.default_child)
         ),
+        "smoke": release.smoke
+        and release.resolve(release.get_logical_id(release.smoke.function.node.default_child)),
         "artifacts": storage.resolve(storage.get_logical_id(storage.artifacts.node.default_child)),
         "topic": storage.resolve(storage.get_logical_id(storage.topic.node.default_child)),
     }
@@ -53,16 +59,25 @@ def _release_template() -> tuple[dict[str, Any], dict[str, Any]]:
 class Release:
     """The release state machine beside the training pipeline, and the fake serving stack."""
 
-    def __init__(self, pipeline, fake: FakeServingStack, *, stack_wait_seconds: int = 0) -> None:
+    def __init__(
+        self,
+        pipeline,
+        fake: FakeServingStack,
+        *,
+        stack_wait_seconds: int = 0,
+        mode: str = "realtime",
+    ) -> None:
         self.pipeline, self.fake = pipeline, fake
         self.sfn, self.ssm, self.sagemaker = pipeline.sfn, pipeline.ssm, pipeline.sagemaker
-        template, logical = _release_template()
+        template, logical = _release_template(mode)
         (topic_arn,) = [t["TopicArn"] for t in boto3.client("sns").list_topics()["Topics"]]
         exports = {
             logical["exports"]["artifacts"]: ARTIFACTS_BUCKET,
             logical["exports"]["topic"]: topic_arn,
             f"{logical['deploy_role']}.Arn": DEPLOY_ROLE,
         }
+        if logical["smoke"]:
+            exports[f"{logical['smoke']}.Arn"] = SMOKE_FUNCTION
         self.definition = sfn_local.render_definition(template, values=exports)
         # Test-only: the polls wait 0 s (the fake answers at once; moto waits for real), or
         # `stack_wait_seconds` for the stack, to keep a release running while another starts.

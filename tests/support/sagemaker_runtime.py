@@ -2,8 +2,8 @@
 
 moto 5.2.5 decodes every request body as UTF-8, so InvokeEndpoint with a JPEG (what the
 image-classification container takes) fails inside moto. `binary_bodies()` lets the body
-through as bytes and records each one (tests check the image arrived intact); the answers
-come from moto's documented queue (`queue_answers`, /moto-api/static/sagemaker/
+through as bytes and records each one (tests check the image arrived intact); each call
+takes the next answer of moto's documented queue (`queue_answers`, /moto-api/static/sagemaker/
 endpoint-results: https://docs.getmoto.org/en/latest/docs/services/sagemaker-runtime.html).
 """
 
@@ -43,8 +43,9 @@ def binary_bodies() -> Iterator[list[bytes]]:
     def invoke_endpoint(self):
         body = self.raw_body if isinstance(self.raw_body, bytes) else str(self.body).encode()
         received.append(body)
-        # moto keys its answers on a JSON of the request: give it text.
-        self.body = base64.b64encode(body).decode()
+        # moto keys its answers on a JSON of the request and answers the same request the
+        # same way again; every call here takes the next queued answer (AWS asks the model).
+        self.body = f"{len(received)}:{base64.b64encode(body).decode()}"
         return original(self)
 
     SageMakerRuntimeResponse.use_raw_body = True
