@@ -80,10 +80,15 @@ class Release:
             exports[f"{logical['smoke']}.Arn"] = SMOKE_FUNCTION
         self.definition = sfn_local.render_definition(template, values=exports)
         # Test-only: the polls wait 0 s (the fake answers at once; moto waits for real), or
-        # `stack_wait_seconds` for the stack, to keep a release running while another starts.
+        # `stack_wait_seconds` for the stack, to keep a release running while another starts
+        # (which then asks once a second whether it is the oldest).
         for name, state in self.definition["States"].items():
             if state["Type"] == "Wait":
-                state["Seconds"] = stack_wait_seconds if name == "Wait for the stack" else 0
+                state["Seconds"] = (
+                    stack_wait_seconds
+                    if name == "Wait for the stack"
+                    else min(1, stack_wait_seconds)
+                )
         self.arn = sfn_local.create_state_machine(self.sfn, self.definition, name="release")
 
     def train(self, accuracy: float = 0.9) -> int:

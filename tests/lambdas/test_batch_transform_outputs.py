@@ -58,8 +58,14 @@ class TestMatchOutputs:
 @mock_aws
 def test_listing_reads_every_page_and_only_out_files(aws_credentials):
     s3 = boto3.client("s3", region_name="us-east-1")
+    # Pages of 10 keys instead of S3's 1000, so that 25 objects span three pages.
+    s3.meta.events.register(
+        "provide-client-params.s3.ListObjectsV2", lambda params, **_: params.update(MaxKeys=10)
+    )
+    pages = []
+    s3.meta.events.register("after-call.s3.ListObjectsV2", lambda **kw: pages.append(1))
     s3.create_bucket(Bucket="outputs")
-    keys = [f"incoming/{n:04}.jpg" for n in range(1005)]  # more than one page of 1000
+    keys = [f"incoming/{n:04}.jpg" for n in range(25)]
     for key in keys:
         s3.put_object(Bucket="outputs", Key=f"{OUT}{key}.out", Body=b"{}")
     s3.put_object(Bucket="outputs", Key=f"{OUT}_SUCCESS", Body=b"")
@@ -68,5 +74,6 @@ def test_listing_reads_every_page_and_only_out_files(aws_credentials):
     )
 
     assert sorted(list_outputs(s3, "outputs", OUT)) == [f"{OUT}{key}.out" for key in keys]
+    assert len(pages) == 3  # 26 keys under the prefix, 10 a page
     matches, unmatched = find_outputs(s3, "outputs", OUT, keys)
-    assert (len(matches), unmatched) == (1005, [])
+    assert (len(matches), unmatched) == (25, [])
