@@ -24,7 +24,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from stacks.names import NO_APPROVED_MODEL
 from stacks.training.common import FAILURE, Stage, retry_throttling
 from stacks.training.guard import concurrency_guard
-from stacks.training.job import input_data_config
+from stacks.training.job import configured_hyperparameters, input_data_config
 from stacks.training.names import LABELS_FILE, MANIFEST_FILE, TRAINING_JOBS_PREFIX
 
 # The network's shape: an incremental training must keep the version's.
@@ -314,7 +314,7 @@ def _hyperparameters(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
         parameters={
             "dataset": sfn.JsonPath.string_at("$.dataset"),
             "instance_type": sfn.JsonPath.string_at("$.instance_type"),
-            "configured": dict(stage.config.hyperparameters),
+            "configured": configured_hyperparameters(stage.config),
             "mode": sfn.JsonPath.object_at("$.mode.hyperparameters"),
             "requested": sfn.JsonPath.object_at("$.hyperparameters"),
             "from_manifest": {

@@ -35,7 +35,8 @@ def resource_configs(config: Config, res: Resources) -> dict[str, dict]:
     EBS-only families (p2, p3) get the data key.
     """
     base = {
-        "InstanceCount": 1,
+        # > 1: the algorithm's distributed training (config training_instance_count).
+        "InstanceCount": config.training_instance_count,
         "InstanceType": sfn.JsonPath.string_at("$.instance_type"),
         "VolumeSizeInGB": VOLUME_SIZE_GB,
     }
@@ -43,6 +44,18 @@ def resource_configs(config: Config, res: Resources) -> dict[str, dict]:
         "Encrypt EBS volume with data key": {**base, "VolumeKmsKeyId": res.key.key_arn},
         "Use encrypted instance storage": base,
     }
+
+
+def configured_hyperparameters(config: Config) -> dict[str, str]:
+    """The config's hyperparameters, plus kv_store=dist_sync on several instances: the
+    algorithm's weight-update mode across machines ("not applicable to single machine
+    training"; synchronous "typically provide[s] better accuracy" than dist_async):
+    https://docs.aws.amazon.com/sagemaker/latest/dg/IC-Hyperparameter.html (kv_store).
+    A configured kv_store wins."""
+    hyperparameters = dict(config.hyperparameters)
+    if config.training_instance_count > 1:
+        hyperparameters.setdefault("kv_store", "dist_sync")
+    return hyperparameters
 
 
 def choose_resources(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:

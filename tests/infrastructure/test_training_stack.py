@@ -669,3 +669,33 @@ def scaled():
 def test_configured_incremental_epochs_reach_the_definition(scaled):
     states = dict(iter_states(_definition(Template.from_stack(scaled))))
     assert states["Incremental training"]["Parameters"]["hyperparameters"] == {"epochs": "4"}
+
+
+# --- scale: several training instances ------------------------------------------------------
+
+
+def test_several_instances_run_distributed_with_dist_sync(scaled, definition):
+    scaled_definition = _definition(Template.from_stack(scaled))
+    for resource_config in _resource_configs(scaled_definition).values():
+        assert resource_config["InstanceCount"] == 2
+    training = _state(scaled_definition, SYNC_TRAINING)["Parameters"]
+    complete = _complete(
+        training, scaled_definition, "Full training", "Use encrypted instance storage"
+    )
+    assert sagemaker_parameter_errors("CreateTrainingJob", complete) == ""
+    configured = dict(iter_states(scaled_definition))["Collect hyperparameters"]["Parameters"]
+    assert configured["configured"]["kv_store"] == "dist_sync"
+    # One instance: no kv_store ("not applicable to single machine training").
+    single = dict(iter_states(definition))["Collect hyperparameters"]["Parameters"]
+    assert "kv_store" not in single["configured"]
+
+
+def test_a_configured_kv_store_wins():
+    from stacks.training.job import configured_hyperparameters
+
+    config = Config(
+        training_instance_count=3,
+        training_instance_type="ml.p3.2xlarge",
+        hyperparameters={**Config().hyperparameters, "kv_store": "dist_async"},
+    )
+    assert configured_hyperparameters(config)["kv_store"] == "dist_async"
