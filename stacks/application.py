@@ -81,6 +81,7 @@ def build(app: App, config: Config) -> GroceryStacks:
         key=storage.key,
         topic=storage.topic,
         artifacts=storage.artifacts,
+        training_data=storage.training_data,
         **name("Monitoring"),
     )
 

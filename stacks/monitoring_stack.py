@@ -114,6 +114,7 @@ class MonitoringStack(Stack):
         key: kms.IKey | None = None,
         topic: sns.ITopic | None = None,
         artifacts: s3.IBucket | None = None,
+        training_data: s3.IBucket | None = None,
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -123,9 +124,10 @@ class MonitoringStack(Stack):
         # Watched resources the dashboard cannot show (see the module docstring).
         self.skipped = [*skipped_functions, *skipped_alarms]
         # The daily drift check and the confidence alarms (with the storage stack's key,
-        # topic and artifacts bucket, where the baselines are); their row goes last.
+        # topic, and the artifacts and training-data buckets, where the baselines are);
+        # their row goes last.
         self.drift = None
-        if key is not None and topic is not None and artifacts is not None:
+        if None not in (key, topic, artifacts, training_data):
             self.drift = DriftMonitoring(
                 self,
                 "Drift",
@@ -135,6 +137,7 @@ class MonitoringStack(Stack):
                 key=kms.Key.from_key_arn(self, "DataKey", key.key_arn),
                 topic=topic,
                 artifacts=artifacts,
+                training_data=training_data,
             )
             alarms = [*alarms, *self.drift.alarms]
         self.operations = OperationsDashboard(

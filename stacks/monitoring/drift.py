@@ -35,8 +35,12 @@ from stacks.prediction_metrics import (
     TOP1_CONFIDENCE,
     prediction_metrics_namespace,
 )
+from stacks.training.names import LABELS_FILE
+from stacks.training.triggers import DATASETS_PREFIX
 
 DRIFT_THRESHOLD = 0.2  # = grocery_common.drift.ALARM_THRESHOLD (tested)
+# The dataset layout of preprocessing prepare/upload (= drift_check.handler.TRAIN_LST, tested).
+TRAIN_LST = "train_lst/train.lst"
 LOW_CONFIDENCE_SHARE = 0.4
 MIN_DAILY_PREDICTIONS = 50
 ONE_DAY = Duration.days(1)
@@ -61,10 +65,11 @@ class DriftMonitoring(Construct):
         key: kms.IKey,
         topic: sns.ITopic,
         artifacts: s3.IBucket,
+        training_data: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
         self.namespace = prediction_metrics_namespace(config.prefix)
-        self.function = self._function(config, key, artifacts)
+        self.function = self._function(config, key, artifacts, training_data)
         self.rule = events.Rule(
             self,
             "Daily",
@@ -77,7 +82,8 @@ class DriftMonitoring(Construct):
             "DriftAlarm",
             alarm_name=drift_alarm_name(config.prefix),
             alarm_description=(
-                f"The served version's predicted-class mix moved away from its test split "
+                f"The served version's predicted-class mix moved away from its baseline, its "
+                "test split predictions or else its training split labels "
                 f"(PSI > {DRIFT_THRESHOLD}): review unsure photos (python -m grocery review) "
                 "and retrain. See docs/operations.md."
             ),
@@ -174,7 +180,7 @@ class DriftMonitoring(Construct):
                 height=6,
             ),
             cloudwatch.GraphWidget(
-                title="Prediction drift, PSI against the test split (daily)",
+                title="Prediction drift, PSI against the version's baseline (daily)",
                 left=[self.drift_metric("drift (PSI)")],
                 left_annotations=[
                     cloudwatch.HorizontalAnnotation(value=DRIFT_THRESHOLD, label="alarm")
@@ -187,14 +193,16 @@ class DriftMonitoring(Construct):
 
     # --- the function ------------------------------------------------------------------------
 
-    def _function(self, config: Config, key: kms.IKey, artifacts: s3.IBucket) -> PythonFunction:
+    def _function(
+        self, config: Config, key: kms.IKey, artifacts: s3.IBucket, training_data: s3.IBucket
+    ) -> PythonFunction:
         stack = Stack.of(self)
         parameter = release_parameter(config.prefix, "model-package-arn")
         function = PythonFunction(
             self,
             "DriftCheck",
             handler="drift_check.handler.handler",
-            description="Daily: PSI of the served version's predicted classes against its test split",
+            description="Daily: PSI of the served version's predicted classes against its baseline",
             key=key,
             service="drift-check",
             timeout=Duration.minutes(2),
@@ -210,6 +218,12 @@ class DriftMonitoring(Construct):
             resource_name=f"{model_package_group(config.prefix)}/*",
         )
         reports = artifacts.arn_for_objects("*evaluation.json")
+        # The training split baseline (no test report): a dataset's labels.json and train
+        # .lst only, never its images. Both are SSE-KMS with the data key, which
+        # PythonFunction already lets the role decrypt (GetObject of an SSE-KMS object needs
+        # kms:Decrypt: https://docs.aws.amazon.com/AmazonS3/latest/userguide/s3-express-UsingKMSEncryption.html).
+        dataset_labels = training_data.arn_for_objects(f"{DATASETS_PREFIX}*/{LABELS_FILE}")
+        train_lists = training_data.arn_for_objects(f"{DATASETS_PREFIX}*/{TRAIN_LST}")
         for actions_, resources in (
             (
                 ["ssm:GetParameter"],
@@ -220,7 +234,7 @@ class DriftMonitoring(Construct):
                 ],
             ),
             (["sagemaker:DescribeModelPackage"], [package_arn]),
-            (["s3:GetObject"], [reports]),
+            (["s3:GetObject"], [reports, dataset_labels, train_lists]),
             # GetMetricData has no resource-level permissions (IAM5 acknowledged below).
             (["cloudwatch:GetMetricData"], ["*"]),
         ):
@@ -231,6 +245,8 @@ class DriftMonitoring(Construct):
             {
                 package_arn: "Any version of this deployment's model package group: the served one changes with each release.",
                 reports: "The test report of whichever version is served (training-jobs/<job>/evaluation.json).",
+                dataset_labels: "The labels.json of whichever dataset the served version was trained on (datasets/<name>/).",
+                train_lists: "The train .lst of whichever dataset the served version was trained on (its label mix is the baseline without a test report).",
             },
         )
         acknowledge_nag(

@@ -9,8 +9,11 @@ import pytest
 from drift_check import handler as drift_handler
 
 from grocery_common import drift
+from preprocessing.manifest import LABELS, MANIFEST, lst_relpath
 from stacks import prediction_metrics as pm
 from stacks.monitoring import drift as drift_construct
+from stacks.names import METADATA_DATASET_MANIFEST, METADATA_TEST_REPORT
+from stacks.training.triggers import DATASETS_PREFIX
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +26,12 @@ def test_constants_equal_the_lambdas():
     assert pm.DRIFT_SCORE == drift_handler.DRIFT_SCORE
     assert pm.DRIFT_PREDICTIONS == drift_handler.DRIFT_PREDICTIONS
     assert pm.DRIFT_WINDOW_DAYS == drift_handler.DRIFT_WINDOW_DAYS
+    # The dataset layout the handler reads is the one preprocessing writes and IAM grants.
+    assert drift_construct.TRAIN_LST == drift_handler.TRAIN_LST == lst_relpath("train")
+    assert drift_handler.DATASETS_PREFIX == DATASETS_PREFIX
+    assert (drift_handler.LABELS_FILE, drift_handler.MANIFEST_FILE) == (LABELS, MANIFEST)
+    assert drift_handler.DATASET_MANIFEST == METADATA_DATASET_MANIFEST
+    assert drift_handler.TEST_REPORT == METADATA_TEST_REPORT
 
 
 def test_runs_daily_on_a_schedule(template):
@@ -60,6 +69,24 @@ def test_the_role_reads_only_what_the_check_needs(template):
     assert "parameter/grocery/release/model-package-arn" in text
 
 
+def test_reads_only_the_training_splits_labels_and_list_and_decrypts_them(template):
+    """The training split baseline: labels.json and train_lst/train.lst under datasets/ of
+    the training-data bucket (never an image), decrypted with the data key."""
+    statements = [
+        s
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    (get,) = [s for s in statements if s["Action"] == "s3:GetObject"]
+    resources = [json.dumps(r) for r in get["Resource"]]
+    training = [r for r in resources if "TrainingData" in r]
+    assert len(training) == 2
+    assert any('"/datasets/*/labels.json"' in r for r in training)
+    assert any('"/datasets/*/train_lst/train.lst"' in r for r in training)
+    (decrypt,) = [s for s in statements if "kms:Decrypt" in s["Action"]]
+    assert "DataKey" in json.dumps(decrypt["Resource"])
+
+
 def test_alarms_notify_the_topic_with_their_thresholds(template):
     alarms = {
         a["Properties"]["AlarmName"]: a["Properties"]
@@ -91,7 +118,7 @@ def test_dashboard_has_the_confidence_and_drift_row(template):
     for title in (
         "Mean top-1 confidence (hourly)",
         "Share below the review threshold (daily)",
-        "Prediction drift, PSI against the test split (daily)",
+        "Prediction drift, PSI against the version's baseline (daily)",
     ):
         assert title in body
     assert "PredictionDriftPSI" in body
