@@ -142,3 +142,34 @@ def test_async_release_serves_without_a_smoke_request(async_release):
     assert "Smoke request" not in sfn_local.state_sequence(
         async_release.sfn, result["executionArn"]
     )
+
+
+@pytest.mark.parametrize("mode", ["realtime", "serverless", "async"])
+def test_the_fake_builds_the_endpoint_config_the_serving_template_declares(mode):
+    """The fake's CreateEndpointConfig has the fields of the mode's template, no more."""
+    from aws_cdk.assertions import Template
+
+    from tests.support.mode_apps import mode_app
+
+    template = Template.from_stack(mode_app(mode).serving)
+    (declared,) = template.find_resources("AWS::SageMaker::EndpointConfig").values()
+    declared = declared["Properties"]
+    fake = FakeServingStack(
+        stack_name="Grocery-Serving",
+        prefix="grocery",
+        model_role=MODEL_ROLE,
+        config=Config(serving_mode=mode),
+    ).endpoint_config("grocery-classifier-v1")
+    assert set(fake) == set(declared) - {"EndpointConfigName", "Tags"}  # tags: not modelled
+    (declared_variant,) = declared["ProductionVariants"]
+    (variant,) = fake["ProductionVariants"]
+    assert set(variant) == set(declared_variant)
+    for field in ("ServerlessConfig", "InstanceType", "InitialInstanceCount"):
+        if field in variant:
+            assert variant[field] == declared_variant[field]
+    if "AsyncInferenceConfig" in fake:
+        output, declared_output = (
+            c["AsyncInferenceConfig"]["OutputConfig"] for c in (fake, declared)
+        )
+        assert set(output) == set(declared_output)
+        assert set(output["NotificationConfig"]) == set(declared_output["NotificationConfig"])
