@@ -28,6 +28,7 @@ from stacks.training.roles import (
     training_role,
 )
 from stacks.training.triggers import retrain_triggers
+from stacks.training.tuning import nag_findings as tuning_nag_findings
 
 
 class TrainingStack(Stack):
@@ -254,6 +255,7 @@ class TrainingStack(Stack):
                 "delivery actions support no resource-level permissions",
             ),
         ]
+        findings += tuning_nag_findings(config.prefix, artifacts)
         for resource, imported, reason in findings:
             for finding in iam5_findings(resource, imported):
                 acknowledge_nag(policy, finding, reason)

@@ -4,12 +4,15 @@ Execution input (see docs/training.md):
 
     {"dataset": "datasets/grocery/",              # key prefix in the training-data bucket
      "hyperparameters": {"epochs": "10"},         # optional, strings, merged onto the config
-     "instance_type": "ml.g4dn.xlarge"}           # optional, defaults to the config
+     "instance_type": "ml.g4dn.xlarge",           # optional, defaults to the config
+     "initial_model": {"version": "3", "model_data": "s3://..."},  # optional: incremental
+     "tuning": {"max_jobs": 12, "max_parallel_jobs": 2}}  # optional: a tuning run
 
 One module per stage, chained here from the end backwards:
 
     inputs.py    check input, read and check manifest.json / labels.json, hyperparameters
     job.py       the training job definition (shared with tuning) and the "Train" state
+    tuning.py    or a hyperparameter tuning job, whose best training job goes on
     gate.py      validation:accuracy gate; the optional test-set gate
     register.py  labels beside the artifact, metrics.json, the model package version
     notify.py    success and failure notifications, the one Fail state
@@ -28,7 +31,7 @@ from __future__ import annotations
 from constructs import Construct
 
 from stacks.config import Config
-from stacks.training import gate, inputs, job, notify, register
+from stacks.training import gate, inputs, job, notify, register, tuning
 from stacks.training.common import Resources, Stage
 
 __all__ = ["Resources", "TrainingDefinition"]
@@ -53,5 +56,6 @@ class TrainingDefinition(Construct):
         if config.test_accuracy_threshold > 0:
             registered = gate.evaluation_gate(stage, registered)
         passed = register.prepare(stage, registered)
-        trained = job.train(stage, gate.accuracy_gate(stage, passed))
+        gated = gate.accuracy_gate(stage, passed)
+        trained = tuning.train_or_tune(stage, job.train(stage, gated), gated)
         self.start = inputs.input_checks(stage, job.choose_resources(stage, trained))

@@ -26,6 +26,7 @@ from stacks.training.common import FAILURE, Stage, retry_throttling
 from stacks.training.guard import concurrency_guard
 from stacks.training.job import configured_hyperparameters, input_data_config
 from stacks.training.names import LABELS_FILE, MANIFEST_FILE, TRAINING_JOBS_PREFIX
+from stacks.training.training_config import MAX_TUNING_JOBS, MAX_TUNING_PARALLEL_JOBS
 
 # The network's shape: an incremental training must keep the version's.
 NETWORK_HYPERPARAMETERS = ("num_layers", "image_shape")
@@ -33,7 +34,9 @@ NETWORK_HYPERPARAMETERS = ("num_layers", "image_shape")
 
 def input_checks(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
     """The first state of the definition; a valid run continues with `then`."""
-    checks = _check_input(stage, _check_initial_model(stage, _read_dataset(stage, then)))
+    checks = _check_input(
+        stage, _check_initial_model(stage, _check_tuning(stage, _read_dataset(stage, then)))
+    )
     return _read_input(stage).next(concurrency_guard(stage, checks))
 
 
@@ -48,6 +51,8 @@ def _read_input(stage: Stage) -> sfn.Chain:
                 "instance_type": stage.config.training_instance_type,
                 # false: a full training (CDK drops None from Pass parameters).
                 "initial_model": False,
+                # false: one training job; an object: a tuning run (tuning.py).
+                "tuning": False,
             },
             "input": sfn.JsonPath.entire_payload,
         },
@@ -151,6 +156,94 @@ def _check_initial_model(stage: Stage, then: sfn.IChainable) -> sfn.Choice:
     )
 
 
+def _check_tuning(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
+    """`tuning` is false (one training job) or {"max_jobs", "max_parallel_jobs",
+    "warm_start_from"}, each optional (config tuning_max_jobs / tuning_max_parallel_jobs);
+    the tuned hyperparameters may not be set by the run."""
+    scope, config = stage.scope, stage.config
+    jobs, parallel, warm = (
+        "$.tuning.max_jobs",
+        "$.tuning.max_parallel_jobs",
+        "$.tuning.warm_start_from",
+    )
+    reject = stage.fail(
+        "Reject tuning",
+        "InvalidInput",
+        f'tuning must be {{"max_jobs": 1-{MAX_TUNING_JOBS}, "max_parallel_jobs": 1-'
+        f'{MAX_TUNING_PARALLEL_JOBS} and at most max_jobs, "warm_start_from": "<an earlier '
+        'tuning job name>"}, each optional, numbers as JSON numbers; omit it for one '
+        "training job.",
+    )
+    tuned = sorted(config.tuning_ranges)
+    reject_tuned = stage.fail(
+        "Reject tuned hyperparameter",
+        "InvalidInput",
+        f"hyperparameters {', '.join(tuned)} are tuned (config tuning_ranges): a tuning run "
+        "may not also set them; drop them from hyperparameters or change tuning_ranges.",
+    )
+    limits = sfn.Pass(
+        scope,
+        "Tuning limits",
+        parameters={
+            "defaults": {
+                "max_jobs": config.tuning_max_jobs,
+                "max_parallel_jobs": config.tuning_max_parallel_jobs,
+            },
+            "requested": sfn.JsonPath.object_at("$.tuning"),
+        },
+        result_path="$.tuning",
+    )
+    merge = sfn.Pass(
+        scope,
+        "Merge tuning limits",
+        parameters={
+            "merged": sfn.JsonPath.json_merge(
+                sfn.JsonPath.object_at("$.tuning.defaults"),
+                sfn.JsonPath.object_at("$.tuning.requested"),
+            )
+        },
+        result_path="$.tuning",
+    )
+    use = sfn.Pass(scope, "Use tuning limits", input_path="$.tuning.merged", result_path="$.tuning")
+    valid = sfn.Condition.and_(
+        sfn.Condition.is_numeric(jobs),
+        sfn.Condition.number_greater_than_equals(jobs, 1),
+        sfn.Condition.number_less_than_equals(jobs, MAX_TUNING_JOBS),
+        sfn.Condition.is_numeric(parallel),
+        sfn.Condition.number_greater_than_equals(parallel, 1),
+        sfn.Condition.number_less_than_equals(parallel, MAX_TUNING_PARALLEL_JOBS),
+        sfn.Condition.number_less_than_equals_json_path(parallel, jobs),
+        sfn.Condition.or_(
+            sfn.Condition.not_(sfn.Condition.is_present(warm)),
+            sfn.Condition.and_(
+                sfn.Condition.is_string(warm),
+                sfn.Condition.not_(sfn.Condition.string_equals(warm, "")),
+            ),
+        ),
+    )
+    sets_tuned = sfn.Condition.or_(
+        *(sfn.Condition.is_present(f"$.hyperparameters.{key}") for key in tuned)
+    )
+    check = (
+        sfn.Choice(scope, "Check tuning limits")
+        .when(sfn.Condition.not_(valid), reject)
+        .when(sets_tuned, reject_tuned)
+        .otherwise(then)
+    )
+    return (
+        sfn.Choice(scope, "Check tuning")
+        .when(
+            sfn.Condition.and_(
+                sfn.Condition.is_boolean("$.tuning"),
+                sfn.Condition.boolean_equals("$.tuning", False),
+            ),
+            then,
+        )
+        .when(_is_object("$.tuning"), limits.next(merge).next(use).next(check))
+        .otherwise(reject)
+    )
+
+
 def read_dataset_file(
     stage: Stage, state_name: str, file_name: str, *, result_selector: dict, result_path: str
 ) -> tasks.CallAwsService:
@@ -217,7 +310,10 @@ def _training_mode(stage: Stage, then: sfn.IChainable) -> sfn.Choice:
         parameters={
             "hyperparameters": {},
             "channels": input_data_config(stage.res, incremental=False),
-            "provenance": {"trained_from_version": NO_APPROVED_MODEL},
+            "provenance": {
+                "trained_from_version": NO_APPROVED_MODEL,
+                "tuning_summary": NO_APPROVED_MODEL,
+            },
         },
         result_path="$.mode",
     )
@@ -229,7 +325,8 @@ def _training_mode(stage: Stage, then: sfn.IChainable) -> sfn.Choice:
             "hyperparameters": {"epochs": str(stage.config.incremental_epochs)},
             "channels": input_data_config(stage.res, incremental=True),
             "provenance": {
-                "trained_from_version": sfn.JsonPath.string_at("$.initial_model.version")
+                "trained_from_version": sfn.JsonPath.string_at("$.initial_model.version"),
+                "tuning_summary": NO_APPROVED_MODEL,
             },
         },
         result_path="$.mode",
@@ -305,8 +402,22 @@ def _check_manifest(stage: Stage, then: sfn.IChainable) -> sfn.Choice:
     return check.otherwise(then)
 
 
+def _merged(configured: str) -> str:
+    """configured <- mode <- requested (execution input) <- manifest."""
+    return sfn.JsonPath.json_merge(
+        sfn.JsonPath.json_merge(
+            sfn.JsonPath.json_merge(
+                sfn.JsonPath.object_at(configured), sfn.JsonPath.object_at("$.mode")
+            ),
+            sfn.JsonPath.object_at("$.requested"),
+        ),
+        sfn.JsonPath.object_at("$.from_manifest"),
+    )
+
+
 def _hyperparameters(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
     scope, manifest = stage.scope, "$.manifest.content"
+    configured = configured_hyperparameters(stage.config)
     collect = sfn.Pass(
         scope,
         "Collect hyperparameters",
@@ -314,7 +425,12 @@ def _hyperparameters(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
         parameters={
             "dataset": sfn.JsonPath.string_at("$.dataset"),
             "instance_type": sfn.JsonPath.string_at("$.instance_type"),
-            "configured": configured_hyperparameters(stage.config),
+            "configured": configured,
+            # A tuning run's StaticHyperParameters: without the tuned ones.
+            "configured_static": {
+                k: v for k, v in configured.items() if k not in stage.config.tuning_ranges
+            },
+            "tuning": sfn.JsonPath.object_at("$.tuning"),
             "mode": sfn.JsonPath.object_at("$.mode.hyperparameters"),
             "requested": sfn.JsonPath.object_at("$.hyperparameters"),
             "from_manifest": {
@@ -340,16 +456,9 @@ def _hyperparameters(stage: Stage, then: sfn.IChainable) -> sfn.IChainable:
             "num_training_samples": sfn.JsonPath.number_at("$.num_training_samples"),
             "input_data_config": sfn.JsonPath.list_at("$.input_data_config"),
             "provenance": sfn.JsonPath.object_at("$.provenance"),
-            "hyperparameters": sfn.JsonPath.json_merge(
-                sfn.JsonPath.json_merge(
-                    sfn.JsonPath.json_merge(
-                        sfn.JsonPath.object_at("$.configured"),
-                        sfn.JsonPath.object_at("$.mode"),
-                    ),
-                    sfn.JsonPath.object_at("$.requested"),
-                ),
-                sfn.JsonPath.object_at("$.from_manifest"),
-            ),
+            "tuning": sfn.JsonPath.object_at("$.tuning"),
+            "static_hyperparameters": _merged("$.configured_static"),
+            "hyperparameters": _merged("$.configured"),
         },
     )
     mini_batch = "$.hyperparameters.mini_batch_size"

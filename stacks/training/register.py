@@ -26,6 +26,7 @@ from stacks.names import (
     METADATA_TEST_REPORT,
     METADATA_TRAINED_FROM_VERSION,
     METADATA_TRAINING_JOB,
+    METADATA_TUNING_SUMMARY,
     METADATA_VALIDATION_ACCURACY,
     model_package_group,
 )
@@ -218,6 +219,7 @@ class Registration(Construct):
             f"{METADATA_LABELS_URI}.$": "$.labels_uri",
             f"{METADATA_VALIDATION_ACCURACY}.$": "States.Format('{}', $.validation_accuracy)",
             f"{METADATA_TRAINED_FROM_VERSION}.$": "$.provenance.trained_from_version",
+            f"{METADATA_TUNING_SUMMARY}.$": "$.provenance.tuning_summary",
         }
         if self.gated:
             metadata[f"{METADATA_TEST_ACCURACY}.$"] = "States.Format('{}', $.test.accuracy)"

@@ -345,9 +345,45 @@ def grant_state_machine(
             resources=[training_data.bucket_arn],
         ),
         *_kms_use(key, create_grant=True),
+        *_tuning_statements(job_prefix.removesuffix("train-") + "t-"),
     ]
     for statement in statements:
         role.add_to_principal_policy(statement)
+
+
+TUNING_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTuningJobsRule"
+
+
+def _tuning_statements(tuning_prefix: str) -> list[iam.PolicyStatement]:
+    """createHyperParameterTuningJob.sync (stacks/training/tuning.py): the `.sync` policy of
+    https://docs.aws.amazon.com/step-functions/latest/dg/sagemaker-iam.html, scoped to the
+    pipeline's tuning jobs (`<prefix>-t-<digits>`). The training jobs a tuning job starts
+    are created by SageMaker itself (the tuning job passes the training role); the
+    definition's DescribeTrainingJob of the best one grants itself."""
+    tuning_jobs = (
+        f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}:"
+        f"hyper-parameter-tuning-job/{tuning_prefix}*"
+    )
+    return [
+        iam.PolicyStatement(
+            sid="RunTuningJobs",
+            actions=[
+                "sagemaker:CreateHyperParameterTuningJob",
+                "sagemaker:DescribeHyperParameterTuningJob",
+                "sagemaker:StopHyperParameterTuningJob",
+                "sagemaker:AddTags",
+                "sagemaker:ListTags",
+            ],
+            resources=[tuning_jobs],
+        ),
+        iam.PolicyStatement(
+            sid="SyncTuningJobEvents",
+            actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+            resources=[
+                f"arn:{Aws.PARTITION}:events:{Aws.REGION}:{Aws.ACCOUNT_ID}:rule/{TUNING_SYNC_RULE}"
+            ],
+        ),
+    ]
 
 
 TRANSFORM_SYNC_RULE = "StepFunctionsGetEventsForSageMakerTransformJobsRule"

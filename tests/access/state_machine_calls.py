@@ -28,6 +28,7 @@ _STATES_PREFIX = f"arn:{PARTITION}:states:::"
 SYNC_RULES = {
     "training-job": "StepFunctionsGetEventsForSageMakerTrainingJobsRule",
     "transform-job": "StepFunctionsGetEventsForSageMakerTransformJobsRule",
+    "hyper-parameter-tuning-job": "StepFunctionsGetEventsForSageMakerTuningJobsRule",
 }
 
 
@@ -142,6 +143,9 @@ def _sync_job(kind: str, operation: str, name_field: str) -> Callable[[Params, E
             emit(action, rule, {})
         if "RoleArn" in p:
             emit("iam:PassRole", p["RoleArn"], {"iam:PassedToService": SAGEMAKER})
+        if "TrainingJobDefinition" in p:  # a tuning job passes its training jobs' role
+            role = p.raw["TrainingJobDefinition"]["RoleArn"]
+            emit("iam:PassRole", role, {"iam:PassedToService": SAGEMAKER})
         for key in p.literal_key_arns():
             # SageMaker encrypts the job's volume and output through grants on the key.
             emit(
@@ -250,6 +254,17 @@ TASKS: dict[str, Callable[[Params, Emit], None]] = {
     "sagemaker:createTrainingJob.sync": _sync_job("training-job", "TrainingJob", "TrainingJobName"),
     "sagemaker:createTransformJob.sync": _sync_job(
         "transform-job", "TransformJob", "TransformJobName"
+    ),
+    "sagemaker:createHyperParameterTuningJob.sync": _sync_job(
+        "hyper-parameter-tuning-job", "HyperParameterTuningJob", "HyperParameterTuningJobName"
+    ),
+    "aws-sdk:sagemaker:describeTrainingJob": _sagemaker_named(
+        "training-job", "TrainingJobName", "DescribeTrainingJob"
+    ),
+    "aws-sdk:sagemaker:listTrainingJobsForHyperParameterTuningJob": _sagemaker_named(
+        "hyper-parameter-tuning-job",
+        "HyperParameterTuningJobName",
+        "ListTrainingJobsForHyperParameterTuningJob",
     ),
     "sagemaker:createModel": _create_model,
     "aws-sdk:sagemaker:createModelPackage": _create_model_package,

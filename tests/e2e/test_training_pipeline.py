@@ -107,6 +107,7 @@ def test_success_registers_a_model_package_version_pending_approval(pipeline):
         "labels_uri": f"s3://{ARTIFACTS_BUCKET}/training-jobs/{job}/labels.json",
         "validation_accuracy": "0.91",
         "trained_from_version": "none",  # a full training
+        "tuning_summary": "none",  # one training job, no tuning run
     }
     statistics = package["ModelMetrics"]["ModelQuality"]["Statistics"]
     metrics_key = f"training-jobs/{job}/metrics.json"

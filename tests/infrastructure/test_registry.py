@@ -94,6 +94,7 @@ def test_the_version_says_how_to_serve_it_and_where_it_came_from(template):
         "labels_uri.$",
         "validation_accuracy.$",
         "trained_from_version.$",  # "none", or the version an incremental training started from
+        "tuning_summary.$",  # "none", or the tuning run's tuning-summary.json
     }
     statistics = params["ModelMetrics"]["ModelQuality"]["Statistics"]
     assert statistics["ContentType"] == "application/json"

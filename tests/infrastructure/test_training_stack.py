@@ -73,7 +73,8 @@ def test_both_images_are_the_regions_algorithm_container(template):
     (machine,) = template.find_resources("AWS::StepFunctions::StateMachine").values()
     parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
     image = {"Fn::FindInMap": ["ImageClassificationAlgorithmImage", {"Ref": "AWS::Region"}, "uri"]}
-    assert parts.count(image) == 2  # CreateTrainingJob, CreateModelPackage (no Model: no gate)
+    # CreateTrainingJob, the two CreateHyperParameterTuningJob, CreateModelPackage (no gate)
+    assert parts.count(image) == 4
     mapping = template.to_json()["Mappings"]["ImageClassificationAlgorithmImage"]
     assert mapping["us-east-1"]["uri"] == (
         "811284229777.dkr.ecr.us-east-1.amazonaws.com/image-classification:1"
@@ -429,13 +430,16 @@ def test_state_machine_role_has_what_sync_needs(template):
     assert "TrainingJobRole" in passed
     assert "ModelRole" not in passed  # no Model without the test gate
     assert "sagemaker:CreateModel" not in actions
-    (events,) = actions["events:PutRule"]
-    assert "rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule" in json.dumps(
-        events["Resource"]
-    )
+    rules = json.dumps([s["Resource"] for s in actions["events:PutRule"]])
+    assert "rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule" in rules
     for action in ("sagemaker:CreateTrainingJob", "sagemaker:AddTags"):
         for statement in actions[action]:
-            assert "training-job/grocery-train-*" in json.dumps(statement["Resource"]), action
+            resource = json.dumps(statement["Resource"])
+            # Training jobs, and (AddTags) the tuning jobs of tuning runs.
+            assert (
+                "training-job/grocery-train-*" in resource
+                or "hyper-parameter-tuning-job/grocery-t-*" in resource
+            ), action
 
 
 def test_training_role_reads_training_data_and_writes_artifacts_only(template):
@@ -608,8 +612,11 @@ def test_incremental_training_adds_the_model_channel_and_fewer_epochs(definition
     }
     assert full["hyperparameters"] == {}
     assert incremental["hyperparameters"] == {"epochs": "10"}  # config incremental_epochs
-    assert full["provenance"] == {"trained_from_version": "none"}
-    assert incremental["provenance"] == {"trained_from_version.$": "$.initial_model.version"}
+    assert full["provenance"] == {"trained_from_version": "none", "tuning_summary": "none"}
+    assert incremental["provenance"] == {
+        "trained_from_version.$": "$.initial_model.version",
+        "tuning_summary": "none",
+    }
     choice = states["Full or incremental?"]
     assert choice["Choices"][0] == {
         "Variable": "$.initial_model",
@@ -626,7 +633,7 @@ def test_the_initial_model_must_be_in_the_artifacts_bucket(definition):
     check = states["Check initial model"]
     assert states["Check input"]["Choices"][0]["Next"] == "Check initial model"
     full, network, valid = check["Choices"]
-    assert full["Next"] == valid["Next"] == "Read manifest"
+    assert full["Next"] == valid["Next"] == "Check tuning"
     assert network["Next"] == "Reject network change"
     assert check["Default"] == "Reject initial model"
     assert {
