@@ -235,7 +235,7 @@ class ServerlessSmoke:
             subject=f"{self.prefix}: model release failed (serverless smoke request)",
             message=sfn.TaskInput.from_json_path_at(
                 sfn.JsonPath.format(
-                    "Release {} failed: {}.",
+                    "Release {} failed: {}",
                     sfn.JsonPath.execution_name,
                     sfn.JsonPath.string_at("$.rollback.message"),
                 )
