@@ -16,12 +16,12 @@ import pytest
 from botocore.exceptions import ClientError
 from release_smoke import handler as smoke_handler
 
-from stacks.config import Config
 from stacks.names import NO_APPROVED_MODEL
 from tests.e2e.conftest import MODEL_ROLE
 from tests.e2e.test_release import SMOKE_FUNCTION, Release, _release_messages
 from tests.support import sfn_local
 from tests.support.lambda_tasks import handlers_answer
+from tests.support.mode_apps import mode_config
 from tests.support.sagemaker_runtime import binary_bodies, queue_answers
 from tests.support.serving_stack_fake import FakeServingStack, cloudformation_answered_by
 
@@ -33,7 +33,7 @@ def _release(pipeline, mode: str):
         stack_name="Grocery-Serving",
         prefix="grocery",
         model_role=MODEL_ROLE,
-        config=Config(serving_mode=mode),
+        config=mode_config(mode),
     )
     with (
         cloudformation_answered_by(fake),
@@ -72,7 +72,8 @@ def test_serverless_release_serves_once_the_smoke_request_answers(serverless):
     assert serverless.served_model() == "grocery-classifier-v1"
     config = _config(serverless)
     (variant,) = config["ProductionVariants"]
-    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 3072, "MaxConcurrency": 5}
+    # serverless_memory_mb=2048 in MODE_CONTEXTS (tests/support/mode_apps.py), not the default.
+    assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     assert "InstanceType" not in variant
     assert "KmsKeyId" not in config
     # One request: the tiny JPEG, byte for byte, for the three labels of version 1.
@@ -158,7 +159,7 @@ def test_the_fake_builds_the_endpoint_config_the_serving_template_declares(mode)
         stack_name="Grocery-Serving",
         prefix="grocery",
         model_role=MODEL_ROLE,
-        config=Config(serving_mode=mode),
+        config=mode_config(mode),
     ).endpoint_config("grocery-classifier-v1")
     assert set(fake) == set(declared) - {"EndpointConfigName", "Tags"}  # tags: not modelled
     (declared_variant,) = declared["ProductionVariants"]

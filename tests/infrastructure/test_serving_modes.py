@@ -24,17 +24,10 @@ from tests.access.policies import AccessModel
 from tests.access.service_calls import derived_service_calls, kms_calls
 from tests.access.state_machine_calls import state_machine_calls
 from tests.infrastructure.conftest import build_app
+from tests.support.mode_apps import MODE_CONTEXTS, mode_app
 
 SERVING = "Grocery-Serving"
-MODES = {
-    # The budget is independent of the mode: tested with this app (one build fewer).
-    "serverless": {
-        "serving_mode": "serverless",
-        "serverless_memory_mb": "2048",
-        "monthly_budget_usd": "150",
-    },
-    "async": {"serving_mode": "async", "endpoint_max_instances": "3"},
-}
+MODES = {mode: MODE_CONTEXTS[mode] for mode in ("serverless", "async")}
 
 
 @dataclasses.dataclass
@@ -65,7 +58,7 @@ def app(request) -> ModeApp:
 def agnostic(app) -> GroceryStacks:
     """The same mode without a pinned account and region, as `cdk synth -c serving_mode=...`
     builds it (cdk-nag's acknowledgments name the <AWS::Region>-style ARNs of that build)."""
-    return build_app(app.config)
+    return mode_app(app.mode)
 
 
 def _validate(service: str, operation: str, params: dict[str, Any]) -> None:
