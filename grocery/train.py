@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from grocery import train_from_version
+from grocery import train_from_version, train_tuning
 from grocery.arguments import prefix as prefix_argument
 from grocery.aws import session as aws_session
 from grocery.errors import FAILED, CommandError
@@ -70,6 +70,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train incrementally from registered version N (its model seeds the run; the "
         "dataset's labels must equal the version's; fewer epochs by default)",
     )
+    train_tuning.add_arguments(parser)
     parser.add_argument(
         "--prefix",
         default="grocery",
@@ -166,6 +167,9 @@ def execution_input(args: argparse.Namespace, training_bucket: str | None) -> di
                 f"--instance-type {args.instance_type!r}: use a SageMaker GPU type such as ml.p3.2xlarge"
             )
         payload["instance_type"] = args.instance_type
+    tuning = train_tuning.tuning_input(args)
+    if tuning is not None:
+        payload["tuning"] = tuning
     return payload
 
 
@@ -199,6 +203,9 @@ class Follower:
             if details and "createTrainingJob" in details.get("resource", ""):
                 self._job = json.loads(details["parameters"]).get("TrainingJobName")
                 self._say(f"training job: {self._job}")
+            if details and "createHyperParameterTuningJob" in details.get("resource", ""):
+                name = json.loads(details["parameters"]).get("HyperParameterTuningJobName")
+                self._say(f"tuning job: {name}")
         if self._job:
             self._report_job()
         return self.sfn.describe_execution(executionArn=self.execution_arn)
@@ -271,6 +278,17 @@ def summary(output: dict[str, Any]) -> str:
             f"training job: {output['training_job']}",
             f"artifact: {output['artifact']}",
             f"labels: {output['labels_uri']}",
+            *(
+                f"{label}: {value}"
+                for label, value in (
+                    (
+                        "trained from version",
+                        output.get("provenance", {}).get("trained_from_version"),
+                    ),
+                    ("tuning summary", output.get("provenance", {}).get("tuning_summary")),
+                )
+                if value and value != "none"
+            ),
         ]
     )
 
@@ -287,6 +305,8 @@ def run(
     session: boto3.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     out: TextIO = sys.stdout,
+    stdin: TextIO | None = None,
+    ask: Callable[[str], str] = input,
 ) -> int:
     if args.poll_seconds <= 0:
         raise CommandError(f"--poll-seconds {args.poll_seconds}: use a positive number of seconds")
@@ -314,6 +334,10 @@ def run(
             file=out,
         )
     sfn = session.client("stepfunctions")
+    if "tuning" in payload:
+        settings = train_tuning.deployed(sfn, state_machine)
+        cost = train_tuning.worst_case(settings, payload["tuning"], args.instance_type)
+        train_tuning.confirm(cost, yes=args.yes, out=out, stdin=stdin, ask=ask)
     try:
         execution_arn = sfn.start_execution(
             stateMachineArn=state_machine, name=execution_name(), input=json.dumps(payload)
