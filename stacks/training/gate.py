@@ -26,6 +26,7 @@ from stacks.training.names import (
     TRAINING_JOBS_PREFIX,
     job_name_prefix,
 )
+from stacks.training.tuning import tuning_job_prefix
 
 TEST_PREDICTIONS = "test-predictions/"
 EVALUATION_REPORT = "evaluation.json"
@@ -268,11 +269,13 @@ def delete_model(stage: Stage, name: str) -> tasks.CallAwsService:
         action="deleteModel",
         parameters={"ModelName": sfn.JsonPath.string_at("$.model.name")},
         iam_action="sagemaker:DeleteModel",
-        # Only the gate's Models (<prefix>-train-<hash>-<attempt>), never a served one.
+        # Only the gate's Models (<prefix>-train-<hash>-<attempt>, or a tuning run's
+        # <prefix>-t-<n>-<NNN>-<id>-<attempt>), never a served one.
         iam_resources=[
             Stack.of(stage.scope).format_arn(
-                service="sagemaker", resource="model", resource_name=f"{prefix}*"
+                service="sagemaker", resource="model", resource_name=f"{name_prefix}*"
             )
+            for name_prefix in (prefix, tuning_job_prefix(stage.config.prefix))
         ],
         result_path=sfn.JsonPath.DISCARD,
     )

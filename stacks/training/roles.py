@@ -404,13 +404,18 @@ def grant_test_gate(
     definition's DeleteModel task, which grants that itself), a transform job on
     <dataset>test/ and its scoring Lambda."""
     sagemaker_arn = f"arn:{Aws.PARTITION}:sagemaker:{Aws.REGION}:{Aws.ACCOUNT_ID}"
-    transform_jobs = f"{sagemaker_arn}:transform-job/{job_prefix}*"
-    models = f"{sagemaker_arn}:model/{job_prefix}*"
+    # The gate names its Model and transform job after the training job: <prefix>-train-*,
+    # or, for a tuning run's best job, <prefix>-t-* (stacks/training/tuning.py).
+    tuning_prefix = job_prefix.removesuffix("train-") + "t-"
+    transform_jobs = [
+        f"{sagemaker_arn}:transform-job/{prefix}*" for prefix in (job_prefix, tuning_prefix)
+    ]
+    models = [f"{sagemaker_arn}:model/{prefix}*" for prefix in (job_prefix, tuning_prefix)]
     for statement in (
         iam.PolicyStatement(
             sid="CreateTestModels",
             actions=["sagemaker:CreateModel", "sagemaker:AddTags"],
-            resources=[models],
+            resources=models,
         ),
         iam.PolicyStatement(
             sid="PassModelRoleToSageMaker",
@@ -427,7 +432,7 @@ def grant_test_gate(
                 "sagemaker:AddTags",
                 "sagemaker:ListTags",  # in AWS's `.sync` policy (sagemaker-iam page)
             ],
-            resources=[transform_jobs],
+            resources=transform_jobs,
         ),
         iam.PolicyStatement(
             sid="SyncTransformJobEvents",

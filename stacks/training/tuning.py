@@ -285,6 +285,18 @@ def nag_findings(prefix: str, artifacts) -> list[tuple[str, object, str]]:
             "of the best one only, within the pipeline's tuning prefix",
         ),
         (
+            f"{sagemaker}:model/{jobs}*",
+            None,
+            "with the test gate: the temporary Model of a tuning run's best job, named after "
+            "it; created and deleted within the pipeline's tuning prefix only",
+        ),
+        (
+            f"{sagemaker}:transform-job/{jobs}*",
+            None,
+            "with the test gate: the transform job of a tuning run's best job, named after "
+            "its Model; within the pipeline's tuning prefix",
+        ),
+        (
             f"{{}}/{TRAINING_JOBS_PREFIX}*/{SUMMARY_FILE}",
             artifacts,
             "the tuning summary is written beside the best job's artifact; nothing else",

@@ -543,9 +543,21 @@ def test_the_state_machine_may_delete_only_the_gates_models(gated):
     actions = _by_action(_policy_statements(Template.from_stack(gated), "PipelineRole"))
     (delete,) = actions["sagemaker:DeleteModel"]
     assert _actions(delete) == ["sagemaker:DeleteModel"]
-    assert json.dumps(delete["Resource"]).endswith(':model/grocery-train-*"]]}')
+    # The gate's Models only: of a training job, or of a tuning run's best job.
+    deletable = [json.dumps(resource) for resource in delete["Resource"]]
+    assert sorted(r.rsplit(":", 1)[-1] for r in deletable) == [
+        'model/grocery-t-*"]]}',
+        'model/grocery-train-*"]]}',
+    ]
     (create,) = actions["sagemaker:CreateModel"]
-    assert "model/grocery-train-*" in json.dumps(create["Resource"])
+    creatable = json.dumps(create["Resource"])
+    assert "model/grocery-train-*" in creatable
+    assert "model/grocery-t-*" in creatable
+    transforms = json.dumps([s["Resource"] for s in actions["sagemaker:CreateTransformJob"]])
+    assert "transform-job/grocery-t-*" in transforms
+    # A tuning run's best job's Model name fits CreateModel (<= 63): <name>-<attempt>.
+    best = "p" * 20 + "-t-123456789-100-0a1b2c3d"
+    assert len(f"{best}-4-4") <= 63  # and its transform job: <model>-<attempt>
     passed = json.dumps([s["Resource"] for s in actions["iam:PassRole"]])
     assert "ModelRole" in passed
 
