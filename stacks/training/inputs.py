@@ -89,7 +89,7 @@ def _check_input(stage: Stage, then: sfn.IChainable) -> sfn.Choice:
         "The execution input must be "
         '{"dataset": "<key prefix in the training-data bucket, ending with />"} '
         'with optional "hyperparameters" (an object of strings) and "instance_type" '
-        '(e.g. "ml.p3.2xlarge") and "initial_model"; see docs/training.md.',
+        '(e.g. "ml.p3.2xlarge"), "initial_model" and "tuning"; see docs/training.md.',
     )
     dataset, hps, instance = "$.dataset", "$.hyperparameters", "$.instance_type"
     valid = sfn.Condition.and_(

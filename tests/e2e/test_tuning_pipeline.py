@@ -150,27 +150,27 @@ def test_tune_then_the_best_job_is_gated_and_registered_with_the_summary(pipelin
     assert states.index("Describe best training job") < states.index("Check accuracy")
 
 
-@pytest.mark.parametrize(
-    ("tuning", "hyperparameters", "cause"),
-    [
-        ({"max_jobs": 2, "max_parallel_jobs": 3}, {}, "InvalidInput: tuning must be"),
-        ({"max_jobs": "12"}, {}, "InvalidInput: tuning must be"),
-        (True, {}, "InvalidInput: tuning must be"),
-        ({}, {"learning_rate": "0.1"}, "InvalidInput: hyperparameters learning_rate"),
-    ],
-    ids=["parallel-above-max", "text-number", "not-an-object", "tuned-set-by-run"],
-)
-def test_bad_tuning_input_is_refused_before_training(pipeline, tuning, hyperparameters, cause):
+BAD_TUNING = [
+    ({"max_jobs": 2, "max_parallel_jobs": 3}, {}, "InvalidInput: tuning must be"),
+    ({"max_jobs": "12"}, {}, "InvalidInput: tuning must be"),
+    (True, {}, "InvalidInput: tuning must be"),
+    ({}, {"learning_rate": "0.1"}, "InvalidInput: hyperparameters learning_rate"),
+]
+
+
+def test_bad_tuning_input_is_refused_before_training(pipeline):
+    # Parallel above max, a number as text, not an object, a tuned key set by the run.
     pipeline.upload_dataset()
-    execution = pipeline.start(
-        {"dataset": DATASET, "tuning": tuning, "hyperparameters": hyperparameters}
-    )
+    for tuning, hyperparameters, cause in BAD_TUNING:
+        execution = pipeline.start(
+            {"dataset": DATASET, "tuning": tuning, "hyperparameters": hyperparameters}
+        )
 
-    result = pipeline.wait(execution)
+        result = pipeline.wait(execution)
 
-    assert result["status"] == "FAILED"
-    assert result["cause"].startswith(cause), result["cause"]
-    assert "Read manifest" not in sfn_local.state_sequence(pipeline.sfn, execution)
+        assert result["status"] == "FAILED", tuning
+        assert result["cause"].startswith(cause), result["cause"]
+        assert "Read manifest" not in sfn_local.state_sequence(pipeline.sfn, execution)
 
 
 def test_a_warm_start_names_the_parent_and_no_best_job_registers_nothing(pipeline, sagemaker_jobs):
