@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +19,17 @@ CDK_JSON_CONTEXT = json.loads((Path(__file__).parents[2] / "cdk.json").read_text
 
 
 def build_app(context: dict[str, Any] | None = None) -> GroceryStacks:
-    """The app as `cdk synth -c key=value ...` would build it (cdk.json context included)."""
-    app = App(context={**CDK_JSON_CONTEXT, **(context or {})})
+    """The app as `cdk synth -c key=value ...` would build it (cdk.json context included).
+
+    Built once per context and process: a build takes seconds, and several test modules
+    ask for the same one. Tests only read the stacks (templates, cdk-nag reports).
+    """
+    return _build_once(json.dumps(context or {}, sort_keys=True))
+
+
+@functools.cache
+def _build_once(context_json: str) -> GroceryStacks:
+    app = App(context={**CDK_JSON_CONTEXT, **json.loads(context_json)})
     return build(app, config_from_context(app.node.try_get_context, app.node.get_all_context()))
 
 
