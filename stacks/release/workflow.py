@@ -12,7 +12,7 @@ group (`detail.ModelPackageArn`, `detail.ModelApprovalStatus`), or `{"ModelPacka
     ones -> write the release record -> UpdateStack of the serving stack (previous template,
     every parameter UsePreviousValue: the SSM-typed ones are read again) with the
     CloudFormation service role -> wait for the update -> check the endpoint's config serves
-    `<group>-v<N>` -> write the approved-model pointer (batch) -> notify.
+    `<group>-v<N>` -> write the approved-model pointer (the CLI's labels) -> notify.
 
 A failure after the record was written restores it (the stack rolled back: the previous
 version still serves) and is notified. Only SDK integrations: it runs as-is in moto.
