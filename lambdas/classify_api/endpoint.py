@@ -3,6 +3,8 @@ failures into answers a client can act on."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.config import Config
@@ -29,7 +31,7 @@ SERVER_CODES = frozenset({"InternalFailure", "InternalDependencyException", "Int
 
 def invoke(client: Any, *, endpoint_name: str, image: bytes, content_type: str) -> bytes:
     """The endpoint's raw answer (a JSON array of probabilities), or an HttpError (502/503/422)."""
-    try:
+    with _endpoint_errors(endpoint_name):
         response = client.invoke_endpoint(
             EndpointName=endpoint_name,
             Body=image,
@@ -37,16 +39,6 @@ def invoke(client: Any, *, endpoint_name: str, image: bytes, content_type: str) 
             Accept="application/json",
         )
         return response["Body"].read()
-    except ClientError as error:
-        raise _from_client_error(error, endpoint_name) from error
-    except (ReadTimeoutError, ConnectTimeoutError, BotoConnectionError) as error:
-        raise HttpError(
-            503, "endpoint_timeout", "the endpoint did not answer in time; retry", retry_after=5
-        ) from error
-    except BotoCoreError as error:
-        raise HttpError(
-            502, "endpoint_error", "calling the endpoint failed; retry", retryable=True
-        ) from error
 
 
 def invoke_async(
@@ -57,7 +49,7 @@ def invoke_async(
     The image is already in S3 (InputLocation): bodies inline are limited to 128,000 bytes.
     https://docs.aws.amazon.com/sagemaker/latest/dg/async-inference-invoke-endpoint.html
     """
-    try:
+    with _endpoint_errors(endpoint_name):
         response = client.invoke_endpoint_async(
             EndpointName=endpoint_name,
             InputLocation=input_location,
@@ -65,6 +57,14 @@ def invoke_async(
             Accept="application/json",
             InferenceId=inference_id,
         )
+    return {"output": response["OutputLocation"], "failure": response.get("FailureLocation", "")}
+
+
+@contextlib.contextmanager
+def _endpoint_errors(endpoint_name: str) -> Iterator[None]:
+    """SageMaker Runtime failures as the API's answers (one mapping for both invoke calls)."""
+    try:
+        yield
     except ClientError as error:
         raise _from_client_error(error, endpoint_name) from error
     except (ReadTimeoutError, ConnectTimeoutError, BotoConnectionError) as error:
@@ -75,7 +75,6 @@ def invoke_async(
         raise HttpError(
             502, "endpoint_error", "calling the endpoint failed; retry", retryable=True
         ) from error
-    return {"output": response["OutputLocation"], "failure": response.get("FailureLocation", "")}
 
 
 def _from_client_error(error: ClientError, endpoint_name: str) -> HttpError:
