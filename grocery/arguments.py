@@ -18,3 +18,10 @@ def prefix(value: str) -> str:
             "2-20 characters: lowercase letters, digits and '-', starting with a letter"
         )
     return value
+
+
+def add_prefix_option(
+    parser: argparse.ArgumentParser, *, help: str = "the app's prefix (default: grocery)"
+) -> None:
+    """`--prefix`, validated as `prefix` does; every command that finds the stacks takes it."""
+    parser.add_argument("--prefix", default="grocery", type=prefix, help=help)

@@ -28,7 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from classify_api.request import ENDPOINT_MAX_BYTES, MAX_TOP_K
 
-from grocery.arguments import prefix as prefix_argument
+from grocery.arguments import add_prefix_option
 from grocery.aws import describe, error_code, is_setup_error
 from grocery.aws import session as aws_session
 from grocery.classify_wait import DEFAULT_WAIT_SECONDS, wait_for_result
@@ -86,12 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="labels.json|s3://...",
         help="with --endpoint: the model's label list (default: the approved model's)",
     )
-    parser.add_argument(
-        "--prefix",
-        default="grocery",
-        type=prefix_argument,
-        help="the app's prefix (default: grocery)",
-    )
+    add_prefix_option(parser)
     parser.add_argument(
         "--wait",
         type=float,

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 import boto3
 from botocore.exceptions import ClientError
 
-from grocery.arguments import prefix as prefix_argument
+from grocery.arguments import add_prefix_option
 from grocery.aws import describe, error_code, is_setup_error
 from grocery.aws import session as aws_session
 from grocery.errors import CommandError
@@ -50,12 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--prefix",
-        default="grocery",
-        type=prefix_argument,
-        help="the app's prefix (default: grocery)",
-    )
+    add_prefix_option(common)
     listing = actions.add_parser(
         "list", parents=[common], help="every version, newest first, and what is served"
     )

@@ -18,7 +18,7 @@ from typing import TextIO
 import boto3
 from botocore.exceptions import ClientError
 
-from grocery.arguments import prefix as prefix_argument
+from grocery.arguments import add_prefix_option
 from grocery.aws import describe, error_code, is_setup_error
 from grocery.aws import session as aws_session
 from grocery.errors import CommandError
@@ -33,12 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="release the newest approved model version (blue/green endpoint update)",
         description=__doc__.split("\n\n")[1],
     )
-    parser.add_argument(
-        "--prefix",
-        default="grocery",
-        type=prefix_argument,
-        help="the app's prefix (default: grocery)",
-    )
+    add_prefix_option(parser)
     parser.add_argument("--dry-run", action="store_true", help="say what would be released")
     parser.set_defaults(run=run)
 

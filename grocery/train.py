@@ -23,7 +23,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from grocery import train_from_version, train_tuning
-from grocery.arguments import prefix as prefix_argument
+from grocery.arguments import add_prefix_option
 from grocery.aws import session as aws_session
 from grocery.errors import FAILED, CommandError
 from grocery.stack_outputs import stack_output
@@ -71,12 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dataset's labels must equal the version's; fewer epochs by default)",
     )
     train_tuning.add_arguments(parser)
-    parser.add_argument(
-        "--prefix",
-        default="grocery",
-        type=prefix_argument,
-        help="the app's prefix, for --from-version (default: grocery)",
-    )
+    add_prefix_option(parser, help="the app's prefix, for --from-version (default: grocery)")
     parser.add_argument(
         "--stack", default=DEFAULT_STACK, help=f"training stack name (default: {DEFAULT_STACK})"
     )

@@ -19,6 +19,7 @@ from typing import TextIO
 
 import boto3
 
+from grocery.arguments import add_prefix_option
 from grocery.arguments import prefix as prefix_argument
 from grocery.aws import session as aws_session
 from grocery.review.export import export
@@ -59,12 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="label unsure predictions in a local web page; export the decisions",
         description=__doc__.split("\n\n")[1],
     )
-    parser.add_argument(
-        "--prefix",
-        default="grocery",
-        type=prefix_argument,
-        help="the app's prefix (default: grocery)",
-    )
+    add_prefix_option(parser)
     parser.add_argument(
         "--port", type=_port, default=0, help="port on 127.0.0.1 (default: any free port)"
     )

@@ -16,7 +16,7 @@ from typing import TextIO
 
 import boto3
 
-from grocery.arguments import prefix as prefix_argument
+from grocery.arguments import add_prefix_option
 from grocery.aws import session as aws_session
 from grocery.errors import CommandError
 from grocery.training_report import render
@@ -47,12 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--out", required=True, type=Path, metavar="DIR", help="folder for report.md and the PNG"
     )
-    report.add_argument(
-        "--prefix",
-        default="grocery",
-        type=prefix_argument,
-        help="the app's prefix, for VERSION (default: grocery)",
-    )
+    add_prefix_option(report, help="the app's prefix, for VERSION (default: grocery)")
     report.add_argument(
         "--price-per-hour",
         type=_price,
